@@ -1,0 +1,55 @@
+#pragma once
+// The Backend interface: every op's forward and input-gradient on one device. Backends are chosen
+// at run time by name ("cpu"; "cuda" and "cudnn" in CUDA builds). Nothing falls back silently: an op a
+// backend lacks is an Error naming op and backend.
+#include <memory>
+#include <span>
+#include <string>
+
+#include "engine/graph.h"
+#include "engine/tensor.h"
+
+namespace deepinside {
+
+// How the rectifier passes a gradient back (paper Sec. 5; DESIGN.md Sec. 3). Only Relu reads it.
+enum class BackwardRule {
+  gradient,   // g_in = g_out * [x_in > 0]
+  deconvnet,  // g_in = g_out * [g_out > 0]
+  guided,     // g_in = g_out * [x_in > 0] * [g_out > 0]
+};
+
+const char* rule_name(BackwardRule rule);
+BackwardRule parse_rule(const std::string& name);  // throws Error on an unknown name
+
+// What a node's forward keeps for its backward, allocated once at plan time.
+struct NodeSaved {
+  IndexTensor switches;  // MaxPool: (N,C,OH,OW) index h*W+w of the chosen input in its plane
+  Tensor scale;          // LRN: (N,C,...) the denominator base k + alpha/n * sum x^2
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual bool supports(OpKind kind) const = 0;
+
+  // Allocates node's saved state for these shapes (plan time, never inside a pass).
+  virtual void plan_saved(const Node& node, std::span<const Shape* const> input_shapes,
+                          const Shape& output_shape, NodeSaved& saved) = 0;
+
+  // out = op(in). in[i] is nullptr for an omitted optional input.
+  virtual void forward(const Node& node, std::span<const Tensor* const> in, Tensor& out,
+                       NodeSaved& saved) = 0;
+
+  // Adds d(loss)/d(in[i]) into *grad_in[i] for every i with grad_in[i] != nullptr, given
+  // grad_out = d(loss)/d(out). The caller zeroes grad_in before the pass, so contributions of
+  // several consumers of one value sum up.
+  virtual void backward_input(const Node& node, BackwardRule rule, std::span<const Tensor* const> in,
+                              const Tensor& out, const Tensor& grad_out,
+                              std::span<Tensor* const> grad_in, const NodeSaved& saved) = 0;
+};
+
+// "cpu" always; throws Error naming the backend and what builds have it otherwise.
+std::unique_ptr<Backend> make_backend(const std::string& name);
+
+}  // namespace deepinside

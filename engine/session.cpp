@@ -1,0 +1,153 @@
+#include "engine/session.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "engine/error.h"
+#include "engine/shape_inference.h"
+
+namespace deepinside {
+
+const char* rule_name(BackwardRule rule) {
+  switch (rule) {
+    case BackwardRule::gradient: return "gradient";
+    case BackwardRule::deconvnet: return "deconvnet";
+    case BackwardRule::guided: return "guided";
+  }
+  return "?";
+}
+
+BackwardRule parse_rule(const std::string& name) {
+  if (name == "gradient") return BackwardRule::gradient;
+  if (name == "deconvnet") return BackwardRule::deconvnet;
+  if (name == "guided") return BackwardRule::guided;
+  throw Error("unknown backward rule '" + name + "' (use gradient, deconvnet or guided)");
+}
+
+Session::Session(const Graph& graph, Backend& backend, const Shape& input_shape)
+    : graph_(graph), backend_(backend) {
+  const Value& input = graph.value(graph.input());
+  const Shape& declared = input.declared_shape;
+  if (!declared.empty()) {
+    require(declared.size() == input_shape.size(),
+            "input '" + input.name + "' expects rank " + std::to_string(declared.size()) +
+                " (" + shape_to_string(declared) + "), got " + shape_to_string(input_shape));
+    for (size_t i = 0; i < declared.size(); ++i)
+      require(declared[i] < 0 || declared[i] == input_shape[i],
+              "input '" + input.name + "' expects shape " + shape_to_string(declared) + ", got " +
+                  shape_to_string(input_shape));
+  }
+  for (const Node& node : graph.nodes())
+    require(backend.supports(node.kind), std::string("op ") + op_name(node.kind) + " (node '" +
+                                             node.name + "') is not available on backend '" +
+                                             backend.name() + "'");
+  shapes_ = infer_graph_shapes(graph, input_shape);
+
+  const int n_values = graph.value_count();
+  values_.resize(n_values);
+  grads_.resize(n_values);
+  depends_on_input_.assign(n_values, false);
+  depends_on_input_[graph.input()] = true;
+  values_[graph.input()] = Tensor(input_shape);
+  for (const Node& node : graph.nodes()) {
+    const int out = node.outputs[0];
+    values_[out] = Tensor(shapes_[out]);
+    for (int in : node.inputs)
+      if (in >= 0 && depends_on_input_[in]) depends_on_input_[out] = true;
+  }
+
+  saved_.resize(graph.nodes().size());
+  bindings_.resize(graph.nodes().size());
+  std::vector<const Shape*> in_shapes;
+  for (size_t n = 0; n < graph.nodes().size(); ++n) {
+    const Node& node = graph.nodes()[n];
+    NodeBinding& b = bindings_[n];
+    in_shapes.clear();
+    for (int in : node.inputs) {
+      b.in.push_back(in < 0 ? nullptr : &value(in));
+      in_shapes.push_back(in < 0 ? nullptr : &shapes_[in]);
+    }
+    backend.plan_saved(node, in_shapes, shapes_[node.outputs[0]], saved_[n]);
+  }
+}
+
+const Tensor& Session::value(int value_id) const {
+  const Value& v = graph_.value(value_id);
+  return v.is_constant() ? *v.constant : values_.at(value_id);
+}
+
+const Tensor& Session::value(const std::string& name) const {
+  const int id = graph_.find_value(name);
+  require(id >= 0, "no value named '" + name + "'");
+  return value(id);
+}
+
+void Session::forward(const Tensor& input) {
+  require(input.shape() == input_shape(), "input has shape " + shape_to_string(input.shape()) +
+                                              ", the session was planned for " +
+                                              shape_to_string(input_shape()));
+  Tensor& x = values_[graph_.input()];
+  std::memcpy(x.data(), input.data(), sizeof(float) * input.numel());
+  const auto& nodes = graph_.nodes();
+  for (size_t n = 0; n < nodes.size(); ++n)
+    backend_.forward(nodes[n], bindings_[n].in, values_[nodes[n].outputs[0]], saved_[n]);
+  forward_done_ = true;
+}
+
+const std::vector<int>& Session::backward_plan(int seed_id) {
+  auto found = backward_plans_.find(seed_id);
+  if (found != backward_plans_.end()) return found->second;
+  // Nodes that lie on a path input -> seed, found by walking producers back from the seed.
+  const auto& nodes = graph_.nodes();
+  std::vector<bool> needed_value(graph_.value_count(), false);
+  needed_value[seed_id] = true;
+  std::vector<int> plan;
+  for (int n = int(nodes.size()) - 1; n >= 0; --n) {
+    const Node& node = nodes[n];
+    if (!needed_value[node.outputs[0]] || !depends_on_input_[node.outputs[0]]) continue;
+    plan.push_back(n);
+    for (int in : node.inputs)
+      if (in >= 0 && depends_on_input_[in]) needed_value[in] = true;
+  }
+  // Gradient buffers for every value the plan touches, allocated once.
+  for (int n : plan) {
+    const Node& node = nodes[n];
+    NodeBinding& b = bindings_[n];
+    b.grad_in.assign(node.inputs.size(), nullptr);
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      const int in = node.inputs[i];
+      if (in < 0 || !depends_on_input_[in]) continue;
+      if (grads_[in].shape() != shapes_[in] || grads_[in].empty()) grads_[in] = Tensor(shapes_[in]);
+      b.grad_in[i] = &grads_[in];
+    }
+  }
+  if (grads_[seed_id].empty()) grads_[seed_id] = Tensor(shapes_[seed_id]);
+  if (grads_[graph_.input()].empty()) grads_[graph_.input()] = Tensor(shapes_[graph_.input()]);
+  return backward_plans_.emplace(seed_id, std::move(plan)).first->second;
+}
+
+const Tensor& Session::backward_input(int seed_id, const Tensor& seed, BackwardRule rule) {
+  require(forward_done_, "backward_input needs a forward pass first");
+  require(seed_id >= 0 && seed_id < graph_.value_count(), "seed value id out of range");
+  require(depends_on_input_[seed_id], "value '" + graph_.value(seed_id).name +
+                                          "' does not depend on the input");
+  require(seed.shape() == shapes_[seed_id], "seed has shape " + shape_to_string(seed.shape()) +
+                                                ", value '" + graph_.value(seed_id).name +
+                                                "' has shape " + shape_to_string(shapes_[seed_id]));
+  const std::vector<int>& plan = backward_plan(seed_id);
+  const auto& nodes = graph_.nodes();
+  for (int n : plan)
+    for (Tensor* g : bindings_[n].grad_in)
+      if (g) g->fill(0.0f);
+  grads_[graph_.input()].fill(0.0f);
+  std::memcpy(grads_[seed_id].data(), seed.data(), sizeof(float) * seed.numel());
+  for (int n : plan) {
+    const Node& node = nodes[n];
+    const int out = node.outputs[0];
+    backend_.backward_input(node, rule, bindings_[n].in, values_[out], grads_[out],
+                            bindings_[n].grad_in, saved_[n]);
+  }
+  return grads_[graph_.input()];
+}
+
+}  // namespace deepinside

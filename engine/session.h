@@ -1,0 +1,57 @@
+#pragma once
+// Session: binds a Graph to a Backend for one input shape. Every buffer (activations, switches,
+// LRN scales, gradients) is planned once in the constructor; forward and backward_input allocate
+// nothing. forward keeps what backward needs; backward_input seeds any value and propagates the
+// gradient down to the input.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/graph.h"
+
+namespace deepinside {
+
+class Session {
+ public:
+  Session(const Graph& graph, Backend& backend, const Shape& input_shape);
+
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const Graph& graph() const { return graph_; }
+  const Shape& input_shape() const { return shapes_[graph_.input()]; }
+  const Shape& shape(int value_id) const { return shapes_.at(value_id); }
+
+  // Runs every node. input must have the planned shape.
+  void forward(const Tensor& input);
+
+  // The value after forward (activations, or a constant).
+  const Tensor& value(int value_id) const;
+  const Tensor& value(const std::string& name) const;
+  const NodeSaved& saved(int node_index) const { return saved_.at(node_index); }
+
+  // Back-propagates seed = d(loss)/d(value seed_id) (shape of that value) through the nodes between
+  // the input and seed_id with the given rectifier rule; returns d(loss)/d(input). Needs forward first.
+  const Tensor& backward_input(int seed_id, const Tensor& seed, BackwardRule rule);
+
+ private:
+  struct NodeBinding {
+    std::vector<const Tensor*> in;
+    std::vector<Tensor*> grad_in;  // nullptr where the input needs no gradient
+  };
+  const std::vector<int>& backward_plan(int seed_id);
+
+  const Graph& graph_;
+  Backend& backend_;
+  std::vector<Shape> shapes_;
+  std::vector<Tensor> values_;  // activations by value id (empty for constants)
+  std::vector<Tensor> grads_;   // gradients by value id, for values that depend on the input
+  std::vector<NodeSaved> saved_;
+  std::vector<NodeBinding> bindings_;
+  std::vector<bool> depends_on_input_;
+  std::map<int, std::vector<int>> backward_plans_;  // seed value -> node indices, in reverse order
+  bool forward_done_ = false;
+};
+
+}  // namespace deepinside

@@ -1,0 +1,36 @@
+// deepinside: one binary, subcommands. The library throws; here errors become one message on
+// stderr and a non-zero exit.
+#include <exception>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "engine/error.h"
+#include "tools/deepinside/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"deepinside: what a trained image classifier looks at (Simonyan et al. 2013 and after)"};
+  app.require_subcommand(1);
+  std::function<void()> run;
+  deepinside::cli::register_predict(app, run);
+  deepinside::cli::register_saliency(app, run);
+  deepinside::cli::register_info(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    run();
+  } catch (const deepinside::Error& e) {
+    std::cerr << "deepinside: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "deepinside: error: out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "deepinside: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
