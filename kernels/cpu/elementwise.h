@@ -1,16 +1,18 @@
+#pragma once
 // Broadcasting binary ops (Add, Sub, Mul, Div), unary elementwise ops and n-ary Max, the reference.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/reference.h"
+#include "engine/backend.h"
+#include "engine/op_params.h"
 
 namespace deepinside::cpu {
 
-namespace {
+namespace detail {  // helpers of this header only
 
 // Strides of `shape` aligned to the rank of `out`, 0 along broadcast axes.
-std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
+inline std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
   std::vector<int64_t> strides(out.size(), 0);
   int64_t stride = 1;
   for (int i = int(shape.size()) - 1, o = int(out.size()) - 1; i >= 0; --i, --o) {
@@ -22,7 +24,7 @@ std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
 
 // Calls f(out_index, a_index, b_index) for every output element, in row-major order.
 template <class F>
-void for_each_broadcast(const Shape& a_shape, const Shape& b_shape, const Shape& y_shape, F f) {
+inline void for_each_broadcast(const Shape& a_shape, const Shape& b_shape, const Shape& y_shape, F f) {
   const auto sa = broadcast_strides(a_shape, y_shape), sb = broadcast_strides(b_shape, y_shape);
   const int rank = int(y_shape.size());
   std::vector<int64_t> idx(rank, 0);
@@ -42,9 +44,12 @@ void for_each_broadcast(const Shape& a_shape, const Shape& b_shape, const Shape&
   }
 }
 
-}  // namespace
+}  // namespace detail
+using namespace detail;
 
-void binary_forward(float* y, const float* a, const float* b, const Shape& a_shape, const Shape& b_shape,
+// y = a (op) b with numpy broadcasting to y_shape, op in Add/Sub/Mul/Div.
+template <class T>
+void binary_forward(T* y, const T* a, const T* b, const Shape& a_shape, const Shape& b_shape,
                     const Shape& y_shape, OpKind op) {
   for_each_broadcast(a_shape, b_shape, y_shape, [&](int64_t o, int64_t i, int64_t j) {
     switch (op) {
@@ -56,10 +61,12 @@ void binary_forward(float* y, const float* a, const float* b, const Shape& a_sha
   });
 }
 
-void binary_backward_input(float* da, float* db, const float* dy, const float* a, const float* b,
+// da (a_shape) += reduce(dy * d op/da) over broadcast axes; likewise db. Either may be nullptr.
+template <class T>
+void binary_backward_input(T* da, T* db, const T* dy, const T* a, const T* b,
                            const Shape& a_shape, const Shape& b_shape, const Shape& y_shape, OpKind op) {
   for_each_broadcast(a_shape, b_shape, y_shape, [&](int64_t o, int64_t i, int64_t j) {
-    const float d = dy[o];
+    const T d = dy[o];
     switch (op) {
       case OpKind::Add:
         if (da) da[i] += d;
@@ -81,56 +88,62 @@ void binary_backward_input(float* da, float* db, const float* dy, const float* a
   });
 }
 
-void unary_forward(float* y, const float* x, int64_t n, OpKind op, const UnaryParams& p) {
+// Unary elementwise op (Sigmoid .. Pow) of n elements, and its backward from x and y.
+template <class T>
+void unary_forward(T* y, const T* x, int64_t n, OpKind op, const UnaryParams& p) {
   for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
+    const T v = x[i];
     switch (op) {
-      case OpKind::Sigmoid: y[i] = 1.0f / (1.0f + std::exp(-v)); break;
+      case OpKind::Sigmoid: y[i] = T(1.0) / (T(1.0) + std::exp(-v)); break;
       case OpKind::Tanh: y[i] = std::tanh(v); break;
       case OpKind::Abs: y[i] = std::fabs(v); break;
-      case OpKind::Softplus: y[i] = v > 20.0f ? v : std::log1p(std::exp(v)); break;
+      case OpKind::Softplus: y[i] = v > T(20.0) ? v : std::log1p(std::exp(v)); break;
       case OpKind::Sqrt: y[i] = std::sqrt(v); break;
       case OpKind::Exp: y[i] = std::exp(v); break;
       case OpKind::Log: y[i] = std::log(v); break;
       case OpKind::Neg: y[i] = -v; break;
-      case OpKind::Clip: y[i] = std::min(std::max(v, p.min), p.max); break;
-      case OpKind::Pow: y[i] = std::pow(v, p.exponent); break;
+      case OpKind::Clip: y[i] = std::min(std::max(v, T(p.min)), T(p.max)); break;
+      case OpKind::Pow: y[i] = std::pow(v, T(p.exponent)); break;
       default: y[i] = v; break;
     }
   }
 }
 
-void unary_backward_input(float* dx, const float* dy, const float* x, const float* y, int64_t n,
+template <class T>
+void unary_backward_input(T* dx, const T* dy, const T* x, const T* y, int64_t n,
                           OpKind op, const UnaryParams& p) {
   for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i], out = y[i];
-    float slope = 1.0f;
+    const T v = x[i], out = y[i];
+    T slope = T(1.0);
     switch (op) {
-      case OpKind::Sigmoid: slope = out * (1.0f - out); break;
-      case OpKind::Tanh: slope = 1.0f - out * out; break;
-      case OpKind::Abs: slope = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f); break;
-      case OpKind::Softplus: slope = 1.0f / (1.0f + std::exp(-v)); break;
-      case OpKind::Sqrt: slope = 0.5f / out; break;
+      case OpKind::Sigmoid: slope = out * (T(1.0) - out); break;
+      case OpKind::Tanh: slope = T(1.0) - out * out; break;
+      case OpKind::Abs: slope = v > T(0.0) ? T(1.0) : (v < T(0.0) ? -T(1.0) : T(0.0)); break;
+      case OpKind::Softplus: slope = T(1.0) / (T(1.0) + std::exp(-v)); break;
+      case OpKind::Sqrt: slope = T(0.5) / out; break;
       case OpKind::Exp: slope = out; break;
-      case OpKind::Log: slope = 1.0f / v; break;
-      case OpKind::Neg: slope = -1.0f; break;
-      case OpKind::Clip: slope = (v >= p.min && v <= p.max) ? 1.0f : 0.0f; break;
-      case OpKind::Pow: slope = p.exponent * std::pow(v, p.exponent - 1.0f); break;
+      case OpKind::Log: slope = T(1.0) / v; break;
+      case OpKind::Neg: slope = -T(1.0); break;
+      case OpKind::Clip: slope = (v >= T(p.min) && v <= T(p.max)) ? T(1.0) : T(0.0); break;
+      case OpKind::Pow: slope = T(p.exponent) * std::pow(v, T(p.exponent) - T(1.0)); break;
       default: break;
     }
     dx[i] += dy[i] * slope;
   }
 }
 
-void max_forward(float* y, const float* const* xs, int k, int64_t n) {
+// Elementwise max of k equal-shaped inputs; backward routes to the first input holding the max.
+template <class T>
+void max_forward(T* y, const T* const* xs, int k, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    float best = xs[0][i];
+    T best = xs[0][i];
     for (int t = 1; t < k; ++t) best = xs[t][i] > best ? xs[t][i] : best;
     y[i] = best;
   }
 }
 
-void max_backward_input(float* const* dxs, const float* dy, const float* const* xs, int k, int64_t n) {
+template <class T>
+void max_backward_input(T* const* dxs, const T* dy, const T* const* xs, int k, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     int winner = 0;  // the first input holding the maximum, like max-pool's tie rule
     for (int t = 1; t < k; ++t)

@@ -1,9 +1,13 @@
+#pragma once
 // Concat along one axis of an (outer, L, inner) view, the reference; backward slices.
-#include "kernels/cpu/reference.h"
+#include "engine/backend.h"
+#include "engine/op_params.h"
 
 namespace deepinside::cpu {
 
-void concat_forward(float* y, const float* const* xs, const int64_t* lengths, int k, int64_t outer,
+// Concat along an axis viewed as (outer, L_i, inner): y (outer, sum L_i, inner).
+template <class T>
+void concat_forward(T* y, const T* const* xs, const int64_t* lengths, int k, int64_t outer,
                     int64_t inner) {
   int64_t total = 0;
   for (int t = 0; t < k; ++t) total += lengths[t];
@@ -16,7 +20,8 @@ void concat_forward(float* y, const float* const* xs, const int64_t* lengths, in
   }
 }
 
-void concat_backward_input(float* const* dxs, const float* dy, const int64_t* lengths, int k, int64_t outer,
+template <class T>
+void concat_backward_input(T* const* dxs, const T* dy, const int64_t* lengths, int k, int64_t outer,
                            int64_t inner) {
   int64_t total = 0;
   for (int t = 0; t < k; ++t) total += lengths[t];

@@ -1,18 +1,23 @@
+#pragma once
 // Pooling, the reference: max with switches, average with or without padding in the divisor,
 // global average.
 #include <algorithm>
 #include <limits>
 
-#include "kernels/cpu/reference.h"
+#include "engine/backend.h"
+#include "engine/op_params.h"
 
 namespace deepinside::cpu {
 
-void maxpool2d_forward(float* y, int32_t* switches, const float* x, const PoolGeometry& g) {
+// y (N,C,OH,OW) = max over each window of x (N,C,H,W); switches (N,C,OH,OW) = h*W + w of the first
+// maximum in scan order (row-major within the window), -1 when the window holds only padding.
+template <class T>
+void maxpool2d_forward(T* y, int32_t* switches, const T* x, const PoolGeometry& g) {
   for (int64_t plane = 0; plane < int64_t(g.N) * g.C; ++plane) {
-    const float* xp = x + plane * g.H * g.W;
+    const T* xp = x + plane * g.H * g.W;
     for (int oy = 0; oy < g.OH; ++oy)
       for (int ox = 0; ox < g.OW; ++ox) {
-        float best = -std::numeric_limits<float>::infinity();
+        T best = -std::numeric_limits<T>::infinity();
         int32_t best_at = -1;
         for (int ky = 0; ky < g.KH; ++ky) {
           const int iy = oy * g.stride_h - g.pad_t + ky * g.dil_h;
@@ -20,7 +25,7 @@ void maxpool2d_forward(float* y, int32_t* switches, const float* x, const PoolGe
           for (int kx = 0; kx < g.KW; ++kx) {
             const int ix = ox * g.stride_w - g.pad_l + kx * g.dil_w;
             if (ix < 0 || ix >= g.W) continue;
-            const float v = xp[iy * g.W + ix];
+            const T v = xp[iy * g.W + ix];
             // Strictly greater: ties keep the first maximum in scan order (DESIGN.md Sec. 4).
             // A NaN never wins a comparison, but a window of NaNs still records a switch.
             if (v > best || best_at < 0) {
@@ -36,74 +41,83 @@ void maxpool2d_forward(float* y, int32_t* switches, const float* x, const PoolGe
   }
 }
 
-void maxpool2d_backward_input(float* dx, const float* dy, const int32_t* switches, const PoolGeometry& g) {
+// dx (N,C,H,W) += dy routed through the switches.
+template <class T>
+void maxpool2d_backward_input(T* dx, const T* dy, const int32_t* switches, const PoolGeometry& g) {
   for (int64_t plane = 0; plane < int64_t(g.N) * g.C; ++plane) {
-    float* dxp = dx + plane * g.H * g.W;
+    T* dxp = dx + plane * g.H * g.W;
     const int64_t base = plane * g.OH * g.OW;
     for (int64_t o = 0; o < int64_t(g.OH) * g.OW; ++o)
       if (switches[base + o] >= 0) dxp[switches[base + o]] += dy[base + o];
   }
 }
 
-namespace {
+namespace detail {  // helpers of this header only
 
 // The window of output (oy, ox) clipped to the input, and the divisor of its average.
 struct AvgWindow {
   int y0, y1, x0, x1;  // half-open input ranges actually read (dilation 1)
-  float divisor;
+  double divisor;
 };
 
-AvgWindow avg_window(const PoolGeometry& g, int oy, int ox) {
+inline AvgWindow avg_window(const PoolGeometry& g, int oy, int ox) {
   const int ys = oy * g.stride_h - g.pad_t, xs = ox * g.stride_w - g.pad_l;
   // With padding counted, the window is clipped to the padded extent only.
   const int py0 = std::max(ys, -g.pad_t), py1 = std::min(ys + g.KH, g.H + g.pad_b);
   const int px0 = std::max(xs, -g.pad_l), px1 = std::min(xs + g.KW, g.W + g.pad_r);
-  AvgWindow w{std::max(ys, 0), std::min(ys + g.KH, g.H), std::max(xs, 0), std::min(xs + g.KW, g.W), 0.0f};
+  AvgWindow w{std::max(ys, 0), std::min(ys + g.KH, g.H), std::max(xs, 0), std::min(xs + g.KW, g.W), 0.0};
   const int count = g.count_include_pad ? (py1 - py0) * (px1 - px0) : (w.y1 - w.y0) * (w.x1 - w.x0);
-  w.divisor = count > 0 ? float(count) : 1.0f;
+  w.divisor = count > 0 ? double(count) : 1.0;
   return w;
 }
 
-}  // namespace
+}  // namespace detail
+using namespace detail;
 
-void avgpool2d_forward(float* y, const float* x, const PoolGeometry& g) {
+// y = mean over each window; the divisor counts padding only when g.count_include_pad.
+template <class T>
+void avgpool2d_forward(T* y, const T* x, const PoolGeometry& g) {
   for (int64_t plane = 0; plane < int64_t(g.N) * g.C; ++plane) {
-    const float* xp = x + plane * g.H * g.W;
+    const T* xp = x + plane * g.H * g.W;
     for (int oy = 0; oy < g.OH; ++oy)
       for (int ox = 0; ox < g.OW; ++ox) {
         const AvgWindow w = avg_window(g, oy, ox);
-        float sum = 0.0f;
+        T sum = T(0.0);
         for (int iy = w.y0; iy < w.y1; ++iy)
           for (int ix = w.x0; ix < w.x1; ++ix) sum += xp[iy * g.W + ix];
-        y[plane * g.OH * g.OW + oy * g.OW + ox] = sum / w.divisor;
+        y[plane * g.OH * g.OW + oy * g.OW + ox] = T(sum / w.divisor);
       }
   }
 }
 
-void avgpool2d_backward_input(float* dx, const float* dy, const PoolGeometry& g) {
+template <class T>
+void avgpool2d_backward_input(T* dx, const T* dy, const PoolGeometry& g) {
   for (int64_t plane = 0; plane < int64_t(g.N) * g.C; ++plane) {
-    float* dxp = dx + plane * g.H * g.W;
+    T* dxp = dx + plane * g.H * g.W;
     for (int oy = 0; oy < g.OH; ++oy)
       for (int ox = 0; ox < g.OW; ++ox) {
         const AvgWindow w = avg_window(g, oy, ox);
-        const float d = dy[plane * g.OH * g.OW + oy * g.OW + ox] / w.divisor;
+        const T d = T(dy[plane * g.OH * g.OW + oy * g.OW + ox] / w.divisor);
         for (int iy = w.y0; iy < w.y1; ++iy)
           for (int ix = w.x0; ix < w.x1; ++ix) dxp[iy * g.W + ix] += d;
       }
   }
 }
 
-void global_avgpool_forward(float* y, const float* x, int64_t planes, int64_t plane_size) {
+// y (N,C,1,1) = mean over H*W of x (N,C,H,W).
+template <class T>
+void global_avgpool_forward(T* y, const T* x, int64_t planes, int64_t plane_size) {
   for (int64_t p = 0; p < planes; ++p) {
     double sum = 0.0;
     for (int64_t i = 0; i < plane_size; ++i) sum += x[p * plane_size + i];
-    y[p] = float(sum / double(plane_size));
+    y[p] = T(sum / double(plane_size));
   }
 }
 
-void global_avgpool_backward_input(float* dx, const float* dy, int64_t planes, int64_t plane_size) {
+template <class T>
+void global_avgpool_backward_input(T* dx, const T* dy, int64_t planes, int64_t plane_size) {
   for (int64_t p = 0; p < planes; ++p) {
-    const float d = dy[p] / float(plane_size);
+    const T d = dy[p] / T(plane_size);
     for (int64_t i = 0; i < plane_size; ++i) dx[p * plane_size + i] += d;
   }
 }

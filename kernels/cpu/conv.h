@@ -1,21 +1,25 @@
+#pragma once
 // Convolution, the reference: direct loops over (n, m, oy, ox, c, ky, kx).
-#include "kernels/cpu/reference.h"
+#include "engine/backend.h"
+#include "engine/op_params.h"
 
 namespace deepinside::cpu {
 
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g) {
+// y (N,M,OH,OW) = conv(x (N,C,H,W), w (M,C/group,KH,KW)) + b (M) ; b may be nullptr.
+template <class T>
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g) {
   const int c_per_group = g.C / g.group, m_per_group = g.M / g.group;
   for (int n = 0; n < g.N; ++n)
     for (int m = 0; m < g.M; ++m) {
       const int group = m / m_per_group;
-      const float* wm = w + int64_t(m) * c_per_group * g.KH * g.KW;
-      float* ym = y + (int64_t(n) * g.M + m) * g.OH * g.OW;
+      const T* wm = w + int64_t(m) * c_per_group * g.KH * g.KW;
+      T* ym = y + (int64_t(n) * g.M + m) * g.OH * g.OW;
       for (int oy = 0; oy < g.OH; ++oy)
         for (int ox = 0; ox < g.OW; ++ox) {
-          float sum = b ? b[m] : 0.0f;
+          T sum = b ? b[m] : T(0.0);
           for (int c = 0; c < c_per_group; ++c) {
-            const float* xc = x + (int64_t(n) * g.C + group * c_per_group + c) * g.H * g.W;
-            const float* wc = wm + int64_t(c) * g.KH * g.KW;
+            const T* xc = x + (int64_t(n) * g.C + group * c_per_group + c) * g.H * g.W;
+            const T* wc = wm + int64_t(c) * g.KH * g.KW;
             for (int ky = 0; ky < g.KH; ++ky) {
               const int iy = oy * g.stride_h - g.pad_t + ky * g.dil_h;
               if (iy < 0 || iy >= g.H) continue;
@@ -33,20 +37,22 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
 
 // The input gradient is the transposed convolution: each output gradient is spread back over the
 // inputs its window read, with the same weights (dx[c, iy, ix] += dy[m, oy, ox] * w[m, c, ky, kx]).
-void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g) {
+// dx (N,C,H,W) += transposed conv of dy (N,M,OH,OW) with w: the input gradient.
+template <class T>
+void conv2d_backward_input(T* dx, const T* dy, const T* w, const ConvGeometry& g) {
   const int c_per_group = g.C / g.group, m_per_group = g.M / g.group;
   for (int n = 0; n < g.N; ++n)
     for (int m = 0; m < g.M; ++m) {
       const int group = m / m_per_group;
-      const float* wm = w + int64_t(m) * c_per_group * g.KH * g.KW;
-      const float* dym = dy + (int64_t(n) * g.M + m) * g.OH * g.OW;
+      const T* wm = w + int64_t(m) * c_per_group * g.KH * g.KW;
+      const T* dym = dy + (int64_t(n) * g.M + m) * g.OH * g.OW;
       for (int oy = 0; oy < g.OH; ++oy)
         for (int ox = 0; ox < g.OW; ++ox) {
-          const float d = dym[oy * g.OW + ox];
-          if (d == 0.0f) continue;
+          const T d = dym[oy * g.OW + ox];
+          if (d == T(0.0)) continue;
           for (int c = 0; c < c_per_group; ++c) {
-            float* dxc = dx + (int64_t(n) * g.C + group * c_per_group + c) * g.H * g.W;
-            const float* wc = wm + int64_t(c) * g.KH * g.KW;
+            T* dxc = dx + (int64_t(n) * g.C + group * c_per_group + c) * g.H * g.W;
+            const T* wc = wm + int64_t(c) * g.KH * g.KW;
             for (int ky = 0; ky < g.KH; ++ky) {
               const int iy = oy * g.stride_h - g.pad_t + ky * g.dil_h;
               if (iy < 0 || iy >= g.H) continue;

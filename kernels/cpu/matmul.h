@@ -1,58 +1,69 @@
-// Gemm and MatMul, the reference: triple loops, accumulation in float.
-#include "engine/shape_inference.h"
-#include "kernels/cpu/reference.h"
+#pragma once
+// Gemm and MatMul, the reference: triple loops, accumulation in T.
+#include "engine/backend.h"
+#include "engine/op_params.h"
 
 namespace deepinside::cpu {
 
-namespace {
+namespace detail {  // helpers of this header only
 // Element (i, j) of op(A) where op(A) is (rows, cols) and A is stored (rows, cols) or transposed.
-inline float at(const float* a, bool trans, int rows, int cols, int i, int j) {
+template <class T>
+inline T at(const T* a, bool trans, int rows, int cols, int i, int j) {
   return trans ? a[int64_t(j) * rows + i] : a[int64_t(i) * cols + j];
 }
-}  // namespace
+}  // namespace detail
+using namespace detail;
 
-void gemm_forward(float* y, const float* a, const float* b, const float* c, const Shape& c_shape,
+// Y (M,N) = alpha * op(A) op(B) + beta * C, op = transpose when asked; C (broadcast to (M,N)) may be
+// nullptr. A is (M,K) or (K,M), B is (K,N) or (N,K).
+template <class T>
+void gemm_forward(T* y, const T* a, const T* b, const T* c, const Shape& c_shape,
                   int M, int N, int K, const GemmParams& p) {
   // C broadcasts to (M,N): a scalar, a row (N), a column (M,1) or the full matrix.
   const int64_t c_rows = c_shape.size() == 2 ? c_shape[0] : 1;
   const int64_t c_cols = c_shape.empty() ? 1 : c_shape.back();
   for (int i = 0; i < M; ++i)
     for (int j = 0; j < N; ++j) {
-      float sum = 0.0f;
+      T sum = T(0.0);
       for (int k = 0; k < K; ++k) sum += at(a, p.trans_a, M, K, i, k) * at(b, p.trans_b, K, N, k, j);
-      float bias = 0.0f;
+      T bias = T(0.0);
       if (c) bias = c[(c_rows == 1 ? 0 : i) * c_cols + (c_cols == 1 ? 0 : j)];
-      y[int64_t(i) * N + j] = p.alpha * sum + p.beta * bias;
+      y[int64_t(i) * N + j] = T(p.alpha) * sum + T(p.beta) * bias;
     }
 }
 
-void gemm_backward_input(float* da, float* db, const float* dy, const float* a, const float* b,
+// dA += alpha * dY op(B)^T (in A's layout); dB += alpha * op(A)^T dY (in B's layout). Either may be nullptr.
+template <class T>
+void gemm_backward_input(T* da, T* db, const T* dy, const T* a, const T* b,
                          int M, int N, int K, const GemmParams& p) {
   if (da)  // d op(A)[i,k] = alpha * sum_j dY[i,j] op(B)[k,j], stored back in A's layout
     for (int i = 0; i < M; ++i)
       for (int k = 0; k < K; ++k) {
-        float sum = 0.0f;
+        T sum = T(0.0);
         for (int j = 0; j < N; ++j) sum += dy[int64_t(i) * N + j] * at(b, p.trans_b, K, N, k, j);
-        (p.trans_a ? da[int64_t(k) * M + i] : da[int64_t(i) * K + k]) += p.alpha * sum;
+        (p.trans_a ? da[int64_t(k) * M + i] : da[int64_t(i) * K + k]) += T(p.alpha) * sum;
       }
   if (db)  // d op(B)[k,j] = alpha * sum_i op(A)[i,k] dY[i,j]
     for (int k = 0; k < K; ++k)
       for (int j = 0; j < N; ++j) {
-        float sum = 0.0f;
+        T sum = T(0.0);
         for (int i = 0; i < M; ++i) sum += at(a, p.trans_a, M, K, i, k) * dy[int64_t(i) * N + j];
-        (p.trans_b ? db[int64_t(j) * K + k] : db[int64_t(k) * N + j]) += p.alpha * sum;
+        (p.trans_b ? db[int64_t(j) * K + k] : db[int64_t(k) * N + j]) += T(p.alpha) * sum;
       }
 }
 
-void matmul_forward(float* y, const float* a, const float* b, int batch, bool b_batched, int M, int N, int K) {
+// Y (batch,M,N) = A (batch,M,K) B (batch or 1,K,N).
+template <class T>
+void matmul_forward(T* y, const T* a, const T* b, int batch, bool b_batched, int M, int N, int K) {
   const GemmParams plain;
   for (int t = 0; t < batch; ++t) {
-    const float* bt = b + (b_batched ? int64_t(t) * K * N : 0);
-    gemm_forward(y + int64_t(t) * M * N, a + int64_t(t) * M * K, bt, nullptr, {}, M, N, K, plain);
+    const T* bt = b + (b_batched ? int64_t(t) * K * N : 0);
+    gemm_forward(y + int64_t(t) * M * N, a + int64_t(t) * M * K, bt, static_cast<const T*>(nullptr), {}, M, N, K, plain);
   }
 }
 
-void matmul_backward_input(float* da, float* db, const float* dy, const float* a, const float* b,
+template <class T>
+void matmul_backward_input(T* da, T* db, const T* dy, const T* a, const T* b,
                            int batch, bool b_batched, int M, int N, int K) {
   const GemmParams plain;
   for (int t = 0; t < batch; ++t) {
