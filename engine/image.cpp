@@ -112,6 +112,7 @@ Image upscale_nearest(const Image& in, int factor) {
 Image convert_channels(const Image& in, int channels, std::string* note) {
   require(channels == 1 || channels == 3, "models take 1 (grey) or 3 (colour) channels, not " +
                                               std::to_string(channels));
+  if (note) note->clear();
   const bool has_alpha = in.channels == 2 || in.channels == 4;
   const int colour = has_alpha ? in.channels - 1 : in.channels;
   if (colour == channels && !has_alpha) return Image{in.width, in.height, in.channels, in.pixels};

@@ -1,0 +1,104 @@
+// Whole small nets (tests/golden/nets, written by tests/golden/generate.py with PyTorch autograd in
+// float64): scores and the input gradient under the three rectifier rules.
+#include <catch2/catch.hpp>
+
+#include "engine/backend.h"
+#include "engine/npy.h"
+#include "engine/onnx_import.h"
+#include "engine/session.h"
+#include "test_support.h"
+
+using namespace deepinside;
+using deepinside::test::source_path;
+
+namespace {
+
+struct GoldenNet {
+  Graph graph;
+  Tensor input;
+  NpyArray classes, scores;
+  std::string dir;
+};
+
+GoldenNet load_net(const std::string& name) {
+  const std::string dir = source_path("tests/golden/nets/" + name + "/");
+  return GoldenNet{import_onnx_file(dir + "model.onnx"), read_npy_tensor(dir + "input.npy"), read_npy(dir + "classes.npy"),
+                   read_npy(dir + "scores.npy"), dir};
+}
+
+// Seed = one-hot at each image's class on the scores (the input of the final Softmax).
+Tensor class_seed(const Shape& scores_shape, const NpyArray& classes) {
+  Tensor seed(scores_shape);
+  for (size_t n = 0; n < classes.values.size(); ++n) seed[int64_t(n) * scores_shape[1] + int64_t(classes.values[n])] = 1;
+  return seed;
+}
+
+// float32 engine against float64 references: relative 1e-4, absolute 1e-5 of the largest magnitude
+// (DESIGN.md Sec. 4 tolerances, taken over a whole net rather than one reduction).
+constexpr double kRtol = 1e-4, kAtolFraction = 1e-5;
+
+}  // namespace
+
+TEST_CASE("golden nets: scores and input gradients match PyTorch autograd under every rule", "[golden]") {
+  const std::string name = GENERATE(as<std::string>{}, "alexnet_like", "fire_bn", "no_relu", "elementwise_matmul");
+  INFO("net " << name);
+  GoldenNet net = load_net(name);
+  auto backend = make_backend("cpu");
+  Session session(net.graph, *backend, net.input.shape());
+  session.forward(net.input);
+  const int scores_id = net.graph.default_scores_value();
+  const Tensor& scores = session.value(scores_id);
+  REQUIRE(scores.shape() == net.scores.shape);
+  REQUIRE_CLOSE(scores.data(), net.scores.values, scores.numel(), kRtol, kAtolFraction * test::max_abs(net.scores.values));
+
+  const Tensor seed = class_seed(scores.shape(), net.classes);
+  for (const char* rule : {"gradient", "deconvnet", "guided"}) {
+    INFO("rule " << rule);
+    const NpyArray want = read_npy(net.dir + "grad_" + rule + ".npy");
+    const Tensor& got = session.backward_input(scores_id, seed, parse_rule(rule));
+    REQUIRE(got.shape() == want.shape);
+    REQUIRE(test::max_abs(want.values) > 0);
+    REQUIRE_CLOSE(got.data(), want.values, got.numel(), kRtol, kAtolFraction * test::max_abs(want.values));
+  }
+}
+
+TEST_CASE("without rectifiers the three rules are bit-identical (paper Sec. 5)", "[golden][rules]") {
+  GoldenNet net = load_net("no_relu");
+  auto backend = make_backend("cpu");
+  Session session(net.graph, *backend, net.input.shape());
+  session.forward(net.input);
+  const int scores_id = net.graph.default_scores_value();
+  const Tensor seed = class_seed(session.shape(scores_id), net.classes);
+  const Tensor gradient = session.backward_input(scores_id, seed, BackwardRule::gradient).clone();
+  for (BackwardRule rule : {BackwardRule::deconvnet, BackwardRule::guided}) {
+    const Tensor& other = session.backward_input(scores_id, seed, rule);
+    for (int64_t i = 0; i < gradient.numel(); ++i) REQUIRE(other[i] == gradient[i]);
+  }
+}
+
+TEST_CASE("with rectifiers the rules differ, and only through the rectifier", "[golden][rules]") {
+  GoldenNet net = load_net("alexnet_like");
+  auto backend = make_backend("cpu");
+  Session session(net.graph, *backend, net.input.shape());
+  session.forward(net.input);
+  const int scores_id = net.graph.default_scores_value();
+  const Tensor seed = class_seed(session.shape(scores_id), net.classes);
+  const Tensor gradient = session.backward_input(scores_id, seed, BackwardRule::gradient).clone();
+  const Tensor& deconv = session.backward_input(scores_id, seed, BackwardRule::deconvnet);
+  double diff = 0;
+  for (int64_t i = 0; i < gradient.numel(); ++i) diff = std::max(diff, double(std::fabs(deconv[i] - gradient[i])));
+  REQUIRE(diff > 1e-4);
+}
+
+TEST_CASE("a second backward pass from the same forward gives the same gradient", "[golden]") {
+  GoldenNet net = load_net("fire_bn");
+  auto backend = make_backend("cpu");
+  Session session(net.graph, *backend, net.input.shape());
+  session.forward(net.input);
+  const int scores_id = net.graph.default_scores_value();
+  const Tensor seed = class_seed(session.shape(scores_id), net.classes);
+  const Tensor first = session.backward_input(scores_id, seed, BackwardRule::gradient).clone();
+  session.backward_input(scores_id, seed, BackwardRule::guided);
+  const Tensor& again = session.backward_input(scores_id, seed, BackwardRule::gradient);
+  for (int64_t i = 0; i < first.numel(); ++i) REQUIRE(again[i] == first[i]);
+}
