@@ -1,0 +1,125 @@
+"""Checkpoint containers: plain, zip-saved, gzip, a directory (newest in natural order), broken files."""
+import gzip
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cc_common as C  # noqa: E402
+
+
+def graph_bytes(path):
+    model, _ = C.load(path)
+    return model.graph.SerializeToString()
+
+
+@C.needs_shared(C.CKPT, C.CKPT_ZIP)
+class Containers(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.plain = os.path.join(cls.tmp.name, "plain.onnx")
+        rc, _, err = C.convert(C.CKPT, "-o", cls.plain)
+        assert rc == 0, err
+        cls.plain_graph = graph_bytes(cls.plain)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp.name, name)
+
+    def test_zip_saved_twin_gives_identical_graph(self):
+        rc, _, err = C.convert(C.CKPT_ZIP, "-o", self.path("zip.onnx"))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(graph_bytes(self.path("zip.onnx")), self.plain_graph)
+        _, card = C.load(self.path("zip.onnx"))
+        self.assertEqual(card["source"]["container"], "zip")
+
+    def test_gzip_copy(self):
+        gz = self.path("140.5.gz")
+        with open(C.CKPT, "rb") as src, gzip.open(gz, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        rc, _, err = C.convert(gz, "-o", self.path("gz.onnx"))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(graph_bytes(self.path("gz.onnx")), self.plain_graph)
+
+    def test_directory_takes_newest_in_natural_order(self):
+        d = self.path("ConvNet__dir")
+        os.mkdir(d)
+        with open(C.CKPT, "rb") as f:
+            head = f.read(5000)
+        for older in ("99.5", "140.9", "140.1"):       # broken: choosing one of them would fail
+            with open(os.path.join(d, older), "wb") as f:
+                f.write(head)
+        os.symlink(C.CKPT, os.path.join(d, "140.10"))   # newest: 140.10 > 140.9 (not by string order)
+        rc, out, err = C.convert(d, "-o", self.path("dir.onnx"))
+        self.assertEqual(rc, 0, err)
+        _, card = C.load(self.path("dir.onnx"))
+        self.assertTrue(card["source"]["checkpoint"].endswith("140.10"), card["source"]["checkpoint"])
+        self.assertEqual(graph_bytes(self.path("dir.onnx")), self.plain_graph)
+
+    def test_the_real_checkpoint_directory(self):
+        rc, _, err = C.convert(C.CKPT_DIR, "-o", self.path("realdir.onnx"))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(graph_bytes(self.path("realdir.onnx")), self.plain_graph)
+
+    def check_broken(self, path, words):
+        out = self.path("broken.onnx")
+        p = C.run_tool(path, "-o", out)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, p.stderr)             # one clear line, no traceback
+        self.assertIn(os.path.basename(path), lines[0])
+        self.assertTrue(any(w in lines[0] for w in words), lines[0])
+        self.assertEqual(sorted(f for f in os.listdir(self.tmp.name) if f.startswith("broken")), [])
+        self.assertEqual([f for f in os.listdir(self.tmp.name) if f.endswith(".tmp")], [])
+
+    def test_truncated_checkpoint(self):
+        with open(C.CKPT, "rb") as f:
+            data = f.read()
+        cut = self.path("truncated.5")
+        with open(cut, "wb") as f:
+            f.write(data[:len(data) // 2])
+        self.check_broken(cut, ["truncated"])
+
+    def test_truncated_zip_and_gzip(self):
+        with open(C.CKPT_ZIP, "rb") as f:
+            data = f.read()
+        cut = self.path("truncated_zip.5")
+        with open(cut, "wb") as f:
+            f.write(data[:len(data) // 2])
+        self.check_broken(cut, ["truncated", "zip"])
+        with open(C.CKPT, "rb") as f:
+            gz = gzip.compress(f.read())
+        cut = self.path("truncated_gz.5")
+        with open(cut, "wb") as f:
+            f.write(gz[:len(gz) // 2])
+        self.check_broken(cut, ["truncated", "gzip"])
+
+    def test_not_a_checkpoint(self):
+        junk = self.path("junk.5")
+        with open(junk, "wb") as f:
+            f.write(b"hello, this is not a pickle\n")
+        self.check_broken(junk, ["pickle"])
+        self.check_broken(self.path("does_not_exist"), ["no such"])
+
+    def test_option_parser_loads_as_inert_stub(self):
+        from cuda_convnet import loader
+        data, kind = loader.read_container(C.CKPT)
+        obj = loader.unpickle_bytes(data, C.CKPT)
+        self.assertEqual(kind, "plain")
+        self.assertIsInstance(obj["op"], loader.Stub)
+        self.assertEqual(type(obj["op"]).stub_module, "options")
+        self.assertIsInstance(obj["op"].stub_state, dict)   # its __dict__, kept as data
+        self.assertNotIn("options", sys.modules)            # nothing was imported
+        layers = obj["model_state"]["layers"]
+        w = layers[[l["name"] for l in layers].index("fc10")]["weights"][0]
+        self.assertTrue(w.flags["F_CONTIGUOUS"] and not w.flags["C_CONTIGUOUS"])   # is_fortran honoured
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
