@@ -30,10 +30,15 @@ std::string read_file(const std::string& path) {
 std::vector<double> tensor_elements(const onnx::TensorProto& t, const std::string& what) {
   require(t.data_location() != onnx::TensorProto::EXTERNAL,
           what + " keeps its data in an external file, which deepinside does not read");
+  // Dimensions are checked before use so that a hostile shape cannot overflow or ask for memory
+  // that the data does not back.
   int64_t count = 1;
-  for (int64_t d : t.dims()) count *= d;
+  for (int64_t d : t.dims()) {
+    require(d >= 0, what + " has a negative dimension");
+    require(d == 0 || count <= (int64_t(1) << 40) / d, what + " has an absurdly large shape");
+    count *= d;
+  }
   std::vector<double> out;
-  out.reserve(size_t(count));
   const std::string& raw = t.raw_data();
   auto from_raw = [&](auto sample) {
     using T = decltype(sample);
@@ -108,6 +113,10 @@ class Importer {
       Shape declared;
       for (const auto& d : in.type().tensor_type().shape().dim())
         declared.push_back(d.has_dim_value() ? d.dim_value() : -1);
+      const int elem_type = in.type().tensor_type().elem_type();
+      require(elem_type == onnx::TensorProto::FLOAT || elem_type == onnx::TensorProto::UNDEFINED,
+              "input '" + in.name() + "' has ONNX element type " + std::to_string(elem_type) +
+                  "; deepinside feeds float32 images");
       input_id = graph_.add_value(in.name(), declared);
       data_inputs.push_back(in.name());
     }
@@ -339,7 +348,10 @@ class Importer {
     require(n.output_size() == 1, node_label(n) + ": needs one output");
     const std::string& name = n.output(0);
     if (const auto* a = attr(n, "value")) return add_constant(name, a->t());
-    if (const auto* a = attr(n, "value_float")) return void(graph_.add_constant(name, scalar(a->f())));
+    if (const auto* a = attr(n, "value_float")) {
+      require(std::isfinite(a->f()), node_label(n) + ": the constant is NaN or infinite");
+      return void(graph_.add_constant(name, scalar(a->f())));
+    }
     if (const auto* a = attr(n, "value_int")) {
       ints_[name] = {a->i()};
       return void(graph_.add_constant(name, scalar(float(a->i()))));
@@ -352,7 +364,10 @@ class Importer {
     }
     if (const auto* a = attr(n, "value_floats")) {
       Tensor t(Shape{int64_t(a->floats_size())});
-      for (int i = 0; i < a->floats_size(); ++i) t[i] = a->floats(i);
+      for (int i = 0; i < a->floats_size(); ++i) {
+        require(std::isfinite(a->floats(i)), node_label(n) + ": the constant holds NaN or infinite values");
+        t[i] = a->floats(i);
+      }
       return void(graph_.add_constant(name, std::move(t)));
     }
     throw Error(node_label(n) + ": only tensor, float and int constants are supported");

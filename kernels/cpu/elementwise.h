@@ -45,13 +45,12 @@ inline void for_each_broadcast(const Shape& a_shape, const Shape& b_shape, const
 }
 
 }  // namespace detail
-using namespace detail;
 
 // y = a (op) b with numpy broadcasting to y_shape, op in Add/Sub/Mul/Div.
 template <class T>
 void binary_forward(T* y, const T* a, const T* b, const Shape& a_shape, const Shape& b_shape,
                     const Shape& y_shape, OpKind op) {
-  for_each_broadcast(a_shape, b_shape, y_shape, [&](int64_t o, int64_t i, int64_t j) {
+  detail::for_each_broadcast(a_shape, b_shape, y_shape, [&](int64_t o, int64_t i, int64_t j) {
     switch (op) {
       case OpKind::Add: y[o] = a[i] + b[j]; break;
       case OpKind::Sub: y[o] = a[i] - b[j]; break;
@@ -65,7 +64,7 @@ void binary_forward(T* y, const T* a, const T* b, const Shape& a_shape, const Sh
 template <class T>
 void binary_backward_input(T* da, T* db, const T* dy, const T* a, const T* b,
                            const Shape& a_shape, const Shape& b_shape, const Shape& y_shape, OpKind op) {
-  for_each_broadcast(a_shape, b_shape, y_shape, [&](int64_t o, int64_t i, int64_t j) {
+  detail::for_each_broadcast(a_shape, b_shape, y_shape, [&](int64_t o, int64_t i, int64_t j) {
     const T d = dy[o];
     switch (op) {
       case OpKind::Add:
@@ -137,7 +136,8 @@ template <class T>
 void max_forward(T* y, const T* const* xs, int k, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     T best = xs[0][i];
-    for (int t = 1; t < k; ++t) best = xs[t][i] > best ? xs[t][i] : best;
+    for (int t = 1; t < k; ++t)  // a NaN wins and stays, as in max-pool
+      if (xs[t][i] > best || (xs[t][i] != xs[t][i] && best == best)) best = xs[t][i];
     y[i] = best;
   }
 }
@@ -147,7 +147,7 @@ void max_backward_input(T* const* dxs, const T* dy, const T* const* xs, int k, i
   for (int64_t i = 0; i < n; ++i) {
     int winner = 0;  // the first input holding the maximum, like max-pool's tie rule
     for (int t = 1; t < k; ++t)
-      if (xs[t][i] > xs[winner][i]) winner = t;
+      if (xs[t][i] > xs[winner][i] || (xs[t][i] != xs[t][i] && xs[winner][i] == xs[winner][i])) winner = t;
     if (dxs[winner]) dxs[winner][i] += dy[i];
   }
 }

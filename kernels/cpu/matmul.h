@@ -12,7 +12,6 @@ inline T at(const T* a, bool trans, int rows, int cols, int i, int j) {
   return trans ? a[int64_t(j) * rows + i] : a[int64_t(i) * cols + j];
 }
 }  // namespace detail
-using namespace detail;
 
 // Y (M,N) = alpha * op(A) op(B) + beta * C, op = transpose when asked; C (broadcast to (M,N)) may be
 // nullptr. A is (M,K) or (K,M), B is (K,N) or (N,K).
@@ -25,7 +24,7 @@ void gemm_forward(T* y, const T* a, const T* b, const T* c, const Shape& c_shape
   for (int i = 0; i < M; ++i)
     for (int j = 0; j < N; ++j) {
       T sum = T(0.0);
-      for (int k = 0; k < K; ++k) sum += at(a, p.trans_a, M, K, i, k) * at(b, p.trans_b, K, N, k, j);
+      for (int k = 0; k < K; ++k) sum += detail::at(a, p.trans_a, M, K, i, k) * detail::at(b, p.trans_b, K, N, k, j);
       T bias = T(0.0);
       if (c) bias = c[(c_rows == 1 ? 0 : i) * c_cols + (c_cols == 1 ? 0 : j)];
       y[int64_t(i) * N + j] = T(p.alpha) * sum + T(p.beta) * bias;
@@ -40,14 +39,14 @@ void gemm_backward_input(T* da, T* db, const T* dy, const T* a, const T* b,
     for (int i = 0; i < M; ++i)
       for (int k = 0; k < K; ++k) {
         T sum = T(0.0);
-        for (int j = 0; j < N; ++j) sum += dy[int64_t(i) * N + j] * at(b, p.trans_b, K, N, k, j);
+        for (int j = 0; j < N; ++j) sum += dy[int64_t(i) * N + j] * detail::at(b, p.trans_b, K, N, k, j);
         (p.trans_a ? da[int64_t(k) * M + i] : da[int64_t(i) * K + k]) += T(p.alpha) * sum;
       }
   if (db)  // d op(B)[k,j] = alpha * sum_i op(A)[i,k] dY[i,j]
     for (int k = 0; k < K; ++k)
       for (int j = 0; j < N; ++j) {
         T sum = T(0.0);
-        for (int i = 0; i < M; ++i) sum += at(a, p.trans_a, M, K, i, k) * dy[int64_t(i) * N + j];
+        for (int i = 0; i < M; ++i) sum += detail::at(a, p.trans_a, M, K, i, k) * dy[int64_t(i) * N + j];
         (p.trans_b ? db[int64_t(j) * K + k] : db[int64_t(k) * N + j]) += T(p.alpha) * sum;
       }
 }

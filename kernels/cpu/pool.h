@@ -27,8 +27,9 @@ void maxpool2d_forward(T* y, int32_t* switches, const T* x, const PoolGeometry& 
             if (ix < 0 || ix >= g.W) continue;
             const T v = xp[iy * g.W + ix];
             // Strictly greater: ties keep the first maximum in scan order (DESIGN.md Sec. 4).
-            // A NaN never wins a comparison, but a window of NaNs still records a switch.
-            if (v > best || best_at < 0) {
+            // A NaN wins and stays (nothing compares greater than it), so NaNs propagate as in
+            // PyTorch instead of hiding behind a later finite maximum.
+            if (v > best || best_at < 0 || (v != v && best == best)) {
               best = v;
               best_at = iy * g.W + ix;
             }
@@ -72,7 +73,6 @@ inline AvgWindow avg_window(const PoolGeometry& g, int oy, int ox) {
 }
 
 }  // namespace detail
-using namespace detail;
 
 // y = mean over each window; the divisor counts padding only when g.count_include_pad.
 template <class T>
@@ -81,7 +81,7 @@ void avgpool2d_forward(T* y, const T* x, const PoolGeometry& g) {
     const T* xp = x + plane * g.H * g.W;
     for (int oy = 0; oy < g.OH; ++oy)
       for (int ox = 0; ox < g.OW; ++ox) {
-        const AvgWindow w = avg_window(g, oy, ox);
+        const detail::AvgWindow w = detail::avg_window(g, oy, ox);
         T sum = T(0.0);
         for (int iy = w.y0; iy < w.y1; ++iy)
           for (int ix = w.x0; ix < w.x1; ++ix) sum += xp[iy * g.W + ix];
@@ -96,7 +96,7 @@ void avgpool2d_backward_input(T* dx, const T* dy, const PoolGeometry& g) {
     T* dxp = dx + plane * g.H * g.W;
     for (int oy = 0; oy < g.OH; ++oy)
       for (int ox = 0; ox < g.OW; ++ox) {
-        const AvgWindow w = avg_window(g, oy, ox);
+        const detail::AvgWindow w = detail::avg_window(g, oy, ox);
         const T d = T(dy[plane * g.OH * g.OW + oy * g.OW + ox] / w.divisor);
         for (int iy = w.y0; iy < w.y1; ++iy)
           for (int ix = w.x0; ix < w.x1; ++ix) dxp[iy * g.W + ix] += d;
