@@ -113,6 +113,8 @@ class Importer {
       Shape declared;
       for (const auto& d : in.type().tensor_type().shape().dim())
         declared.push_back(d.has_dim_value() ? d.dim_value() : -1);
+      require(in.type().has_tensor_type() || !in.has_type(),
+              "input '" + in.name() + "' is not a tensor (optional and sequence inputs are not supported)");
       const int elem_type = in.type().tensor_type().elem_type();
       require(elem_type == onnx::TensorProto::FLOAT || elem_type == onnx::TensorProto::UNDEFINED,
               "input '" + in.name() + "' has ONNX element type " + std::to_string(elem_type) +
