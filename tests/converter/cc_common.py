@@ -36,6 +36,25 @@ def needs_shared(*paths):
                            % (missing[0] if missing else "", more))
 
 
+def engine_binary():
+    """-> (path of the C++ deepinside binary or None, why it is missing). $DEEPINSIDE_BINARY (CTest
+    sets it) wins; unset, build/deepinside under the repository root is tried."""
+    env = os.environ.get("DEEPINSIDE_BINARY")
+    path = env or os.path.join(REPO, "build", "deepinside")
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return path, ""
+    if env:
+        return None, "DEEPINSIDE_BINARY=%s is not an executable file" % env
+    return None, "no engine binary: DEEPINSIDE_BINARY is unset and %s does not exist (build it with " \
+                 "`cmake --build build --target deepinside`)" % os.path.relpath(path, REPO)
+
+
+def needs_engine():
+    """Skip (with the reason printed by unittest) when the C++ binary cannot be found."""
+    path, why = engine_binary()
+    return unittest.skipIf(path is None, why)
+
+
 def convert(*argv):
     """Run the converter in-process. -> (exit code, stdout, stderr)."""
     from cuda_convnet.convert import main

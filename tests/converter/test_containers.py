@@ -1,4 +1,5 @@
-"""Checkpoint containers: plain, zip-saved, gzip, a directory (newest in natural order), broken files."""
+"""Checkpoint containers: plain, zip-saved, gzip, a Python 3 re-pickle, a directory (newest in natural order),
+broken files."""
 import gzip
 import os
 import shutil
@@ -13,6 +14,13 @@ import cc_common as C  # noqa: E402
 def graph_bytes(path):
     model, _ = C.load(path)
     return model.graph.SerializeToString()
+
+
+def weights(path):
+    """{initializer name: (dims, raw float bytes)}: the ONNX's weights, byte for byte."""
+    import onnx.numpy_helper
+    model, _ = C.load(path)
+    return {t.name: (tuple(t.dims), onnx.numpy_helper.to_array(t).tobytes()) for t in model.graph.initializer}
 
 
 @C.needs_shared(C.CKPT, C.CKPT_ZIP)
@@ -36,8 +44,28 @@ class Containers(unittest.TestCase):
         rc, _, err = C.convert(C.CKPT_ZIP, "-o", self.path("zip.onnx"))
         self.assertEqual(rc, 0, err)
         self.assertEqual(graph_bytes(self.path("zip.onnx")), self.plain_graph)
+        self.assertEqual(weights(self.path("zip.onnx")), weights(self.plain))
         _, card = C.load(self.path("zip.onnx"))
         self.assertEqual(card["source"]["container"], "zip")
+
+    def test_python3_repickle_gives_identical_graph(self):
+        # The same checkpoint as Python 3 would write it: read by the converter's safe loader,
+        # dumped again (numpy arrays pickled by Python 3's numpy, Fortran order kept; an option
+        # parser from a module that does not exist), with protocols 4 and 2.
+        from cuda_convnet import loader
+        state, _ = loader.load_checkpoint(C.CKPT)
+        want = weights(self.plain)
+        learned = {"%s/%s" % (l, k) for l in ("conv1", "conv2", "conv3", "fc10") for k in "Wb"}
+        self.assertLessEqual(learned, set(want))                # (+ the rnorm constants)
+        for protocol in (4, 2):
+            ckpt = self.path("py3_p%d.5" % protocol)
+            C.pickle_checkpoint(ckpt, state, protocol=protocol)
+            with open(ckpt, "rb") as f:
+                self.assertEqual(f.read(2), b"\x80" + bytes([protocol]))
+            rc, _, err = C.convert(ckpt, "-o", self.path("py3_p%d.onnx" % protocol))
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(weights(self.path("py3_p%d.onnx" % protocol)), want, "protocol %d" % protocol)
+            self.assertEqual(graph_bytes(self.path("py3_p%d.onnx" % protocol)), self.plain_graph)
 
     def test_gzip_copy(self):
         gz = self.path("140.5.gz")
@@ -106,6 +134,20 @@ class Containers(unittest.TestCase):
             f.write(b"hello, this is not a pickle\n")
         self.check_broken(junk, ["pickle"])
         self.check_broken(self.path("does_not_exist"), ["no such"])
+
+    def test_pickle_without_model_state(self):
+        # a pickled dict that is not a checkpoint (no 'model_state', no 'layers')
+        import pickle
+        odd = self.path("no_state.5")
+        with open(odd, "wb") as f:
+            pickle.dump({"op": {"gpu": [0]}, "epoch": 140}, f, protocol=2)
+        self.check_broken(odd, ["no 'model_state'"])
+        p = C.run_tool(odd, "-o", self.path("broken.onnx"))
+        self.assertIn("found: epoch, op", p.stderr)
+        empty = self.path("empty_state.5")                  # model_state present but without 'layers'
+        with open(empty, "wb") as f:
+            pickle.dump({"model_state": {"epoch": 140}, "op": None}, f, protocol=2)
+        self.check_broken(empty, ["model_state has no 'layers'"])
 
     def test_option_parser_loads_as_inert_stub(self):
         from cuda_convnet import loader

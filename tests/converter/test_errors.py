@@ -62,6 +62,20 @@ class Errors(unittest.TestCase):
         self.fails(small_net(self.rng, [S.neuron("n", "data", "dropout")]), "layer 'n'", "neuron type 'dropout'")
         self.fails(small_net(self.rng, [S.pool("p", "data", 3, 6, 2, 2, kind="maxabs")]), "layer 'p'", "maxabs")
 
+    def test_conv_weights_of_the_wrong_size(self):
+        conv = S.conv(self.rng, "conv2", ["data"], 3, 6, 16, 3, pad=1)
+        conv["weights"] = [conv["weights"][0][:-1]]         # one row (one channel's tap) missing
+        self.fails(small_net(self.rng, [conv]), "layer 'conv2'", "type 'conv'", "weights[0] has shape (26, 16)",
+                   "expected (27, 16)")
+        conv = S.conv(self.rng, "conv2", ["data"], 3, 6, 16, 3, pad=1)
+        conv["weights"] = [conv["weights"][0].reshape(-1)]  # flat: the right count, not the right shape
+        self.fails(small_net(self.rng, [conv]), "layer 'conv2'", "weights[0] has shape (432,)")
+
+    def test_fc_weights_of_the_wrong_size(self):
+        net = small_net(self.rng, [S.conv(self.rng, "conv", ["data"], 3, 6, 16, 3, pad=1)])
+        net[-2]["weights"] = [net[-2]["weights"][0][:-1]]
+        self.fails(net, "layer 'fc'", "type 'fc'", "weights[0] has shape (575, 4)")
+
     def test_missing_key(self):
         conv = S.conv(self.rng, "conv", ["data"], 3, 6, 16, 3, pad=1)
         del conv["filterSize"]
