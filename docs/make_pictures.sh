@@ -22,3 +22,14 @@ if [ -d "$shared/models/squeezenet1.1" ]; then
       --out $out/squeezenet_eagle_${rule}.png --overlay /tmp/deepinside_unused_overlay.png
   done
 fi
+# The converted cuda-convnet CIFAR-10 net (docs/cuda-convnet.md, worked example).
+cc=$shared/cuda-convnet/cifar10-18pct
+if [ -d "$cc" ]; then
+  mkdir -p out/cifar18
+  /usr/bin/python3 tools/convert_cuda_convnet.py $cc/ConvNet__2014-03-02_11.28.44 \
+    --meta $cc/cifar-10-py-colmajor/batches.meta -o out/cifar18/cifar18.onnx > /dev/null
+  for image in cat10 dog10 truck10; do
+    $bin saliency --model out/cifar18/cifar18.onnx --image $shared/images/$image.png --upscale 8 \
+      --out $out/cifar10_${image}_saliency.png --overlay $out/cifar10_${image}_overlay.png 2>/dev/null
+  done
+fi
