@@ -1,12 +1,25 @@
 #include "engine/session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "engine/error.h"
 #include "engine/shape_inference.h"
 
 namespace deepinside {
+
+namespace {
+
+// Zeroes a gradient buffer, with every core for large ones (memory-bound; OpenMP where built with it).
+void zero_fill(Tensor& t) {
+  float* p = t.data();
+  const int64_t n = t.numel();
+#pragma omp parallel for simd schedule(static) if (n >= (int64_t(1) << 16))
+  for (int64_t i = 0; i < n; ++i) p[i] = 0.0f;
+}
+
+}  // namespace
 
 const char* rule_name(BackwardRule rule) {
   switch (rule) {
@@ -56,6 +69,7 @@ Session::Session(const Graph& graph, Backend& backend, const Shape& input_shape)
       if (in >= 0 && depends_on_input_[in]) depends_on_input_[out] = true;
   }
 
+  grad_zeroed_.assign(n_values, 0);
   saved_.resize(graph.nodes().size());
   bindings_.resize(graph.nodes().size());
   std::vector<const Shape*> in_shapes;
@@ -69,6 +83,12 @@ Session::Session(const Graph& graph, Backend& backend, const Shape& input_shape)
     }
     backend.plan_saved(node, in_shapes, shapes_[node.outputs[0]], saved_[n]);
   }
+}
+
+void Session::set_node_timing(bool on) {
+  node_timing_ = on;
+  forward_seconds_.assign(graph_.nodes().size(), 0.0);
+  backward_seconds_.assign(graph_.nodes().size(), 0.0);
 }
 
 const Tensor& Session::value(int value_id) const {
@@ -89,8 +109,12 @@ void Session::forward(const Tensor& input) {
   Tensor& x = values_[graph_.input()];
   std::memcpy(x.data(), input.data(), sizeof(float) * input.numel());
   const auto& nodes = graph_.nodes();
-  for (size_t n = 0; n < nodes.size(); ++n)
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    const auto t0 = node_timing_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     backend_.forward(nodes[n], bindings_[n].in, values_[nodes[n].outputs[0]], saved_[n]);
+    if (node_timing_)
+      forward_seconds_[n] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
   forward_done_ = true;
 }
 
@@ -135,19 +159,42 @@ const Tensor& Session::backward_input(int seed_id, const Tensor& seed, BackwardR
                                                 ", value '" + graph_.value(seed_id).name +
                                                 "' has shape " + shape_to_string(shapes_[seed_id]));
   const std::vector<int>& plan = backward_plan(seed_id);
+  last_seed_ = seed_id;
   const auto& nodes = graph_.nodes();
-  for (int n : plan)
-    for (Tensor* g : bindings_[n].grad_in)
-      if (g) g->fill(0.0f);
-  grads_[graph_.input()].fill(0.0f);
+  // Each gradient buffer is zeroed just before the first node that accumulates into it, while it is
+  // about to be used (cache-warm), rather than all of them up front.
+  std::fill(grad_zeroed_.begin(), grad_zeroed_.end(), char(0));
   std::memcpy(grads_[seed_id].data(), seed.data(), sizeof(float) * seed.numel());
+  grad_zeroed_[seed_id] = 1;
+  if (node_timing_) std::fill(backward_seconds_.begin(), backward_seconds_.end(), 0.0);
   for (int n : plan) {
     const Node& node = nodes[n];
     const int out = node.outputs[0];
+    const auto t0 = node_timing_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    for (size_t i = 0; i < node.inputs.size(); ++i)
+      if (bindings_[n].grad_in[i] && !grad_zeroed_[node.inputs[i]]) {
+        zero_fill(*bindings_[n].grad_in[i]);
+        grad_zeroed_[node.inputs[i]] = 1;
+      }
     backend_.backward_input(node, rule, bindings_[n].in, values_[out], grads_[out],
                             bindings_[n].grad_in, saved_[n]);
+    if (node_timing_)
+      backward_seconds_[n] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
+  if (!grad_zeroed_[graph_.input()]) zero_fill(grads_[graph_.input()]);
   return grads_[graph_.input()];
+}
+
+const Tensor& Session::gradient(int value_id) const {
+  require(value_id >= 0 && value_id < graph_.value_count(), "value id out of range");
+  require(last_seed_ >= 0, "gradient() needs a backward_input pass first");
+  const std::vector<int>& plan = backward_plans_.at(last_seed_);
+  bool on_path = value_id == last_seed_ || value_id == graph_.input();
+  for (int n : plan)
+    for (int in : graph_.nodes()[n].inputs) on_path = on_path || in == value_id;
+  require(on_path && !grads_[value_id].empty(), "value '" + graph_.value(value_id).name +
+                                                     "' is not on the path from the input to the seed value");
+  return grads_[value_id];
 }
 
 }  // namespace deepinside

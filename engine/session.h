@@ -35,6 +35,16 @@ class Session {
   // the input and seed_id with the given rectifier rule; returns d(loss)/d(input). Needs forward first.
   const Tensor& backward_input(int seed_id, const Tensor& seed, BackwardRule rule);
 
+  // After backward_input: d(loss)/d(value) for any value on a path from the input to the seed
+  // (intermediate activations, e.g. a conv layer's output for Grad-CAM). Throws Error otherwise.
+  const Tensor& gradient(int value_id) const;
+
+  // Per-node wall time (seconds) of the last forward and backward_input, indexed like
+  // graph().nodes(); 0 for nodes a pass did not run. Off by default (the benchmark's --layers).
+  void set_node_timing(bool on);
+  const std::vector<double>& forward_seconds() const { return forward_seconds_; }
+  const std::vector<double>& backward_seconds() const { return backward_seconds_; }
+
  private:
   struct NodeBinding {
     std::vector<const Tensor*> in;
@@ -50,8 +60,12 @@ class Session {
   std::vector<NodeSaved> saved_;
   std::vector<NodeBinding> bindings_;
   std::vector<bool> depends_on_input_;
+  std::vector<char> grad_zeroed_;  // per value, during backward_input: zeroed in this pass yet?
   std::map<int, std::vector<int>> backward_plans_;  // seed value -> node indices, in reverse order
   bool forward_done_ = false;
+  int last_seed_ = -1;
+  bool node_timing_ = false;
+  std::vector<double> forward_seconds_, backward_seconds_;
 };
 
 }  // namespace deepinside

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "engine/backend.h"
+#include "engine/error.h"
 #include "engine/npy.h"
 #include "engine/onnx_import.h"
 #include "engine/session.h"
@@ -101,4 +102,25 @@ TEST_CASE("a second backward pass from the same forward gives the same gradient"
   session.backward_input(scores_id, seed, BackwardRule::guided);
   const Tensor& again = session.backward_input(scores_id, seed, BackwardRule::gradient);
   for (int64_t i = 0; i < first.numel(); ++i) REQUIRE(again[i] == first[i]);
+}
+
+TEST_CASE("gradients of intermediate values are reachable after a backward pass", "[golden][session]") {
+  GoldenNet net = load_net("alexnet_like");
+  auto backend = make_backend("cpu");
+  Session session(net.graph, *backend, net.input.shape());
+  session.forward(net.input);
+  const int scores_id = net.graph.default_scores_value();
+  REQUIRE_THROWS_AS(session.gradient(scores_id), Error);  // no backward pass yet
+  const Tensor seed = class_seed(session.shape(scores_id), net.classes);
+  session.backward_input(scores_id, seed, BackwardRule::gradient);
+  // The seed's own gradient is the seed; the first conv's output gradient has its shape and is nonzero.
+  for (int64_t i = 0; i < seed.numel(); ++i) REQUIRE(session.gradient(scores_id)[i] == seed[i]);
+  const int conv1_out = net.graph.nodes()[0].outputs[0];
+  const Tensor& g = session.gradient(conv1_out);
+  REQUIRE(g.shape() == session.shape(conv1_out));
+  double total = 0;
+  for (int64_t i = 0; i < g.numel(); ++i) total += std::fabs(g[i]);
+  REQUIRE(total > 0);
+  // The final Softmax output is not between the input and the scores.
+  REQUIRE_THROWS_AS(session.gradient(net.graph.outputs()[0]), Error);
 }
