@@ -38,25 +38,38 @@ Tensor class_seed(const Shape& scores_shape, const NpyArray& classes) {
 // (DESIGN.md Sec. 4 tolerances, taken over a whole net rather than one reduction).
 constexpr double kRtol = 1e-4, kAtolFraction = 1e-5;
 
+// A golden net after its forward pass on the reference input, with the class seed ready.
+struct ForwardedNet {
+  GoldenNet net;
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+  Session session;
+  int scores_id;
+  Tensor seed;
+
+  explicit ForwardedNet(const std::string& name)
+      : net(load_net(name)), session(net.graph, *backend, net.input.shape()),
+        scores_id(net.graph.default_scores_value()) {
+    session.forward(net.input);
+    seed = class_seed(session.shape(scores_id), net.classes);
+  }
+  const Tensor& backward(BackwardRule rule) { return session.backward_input(scores_id, seed, rule); }
+};
+
 }  // namespace
 
 TEST_CASE("golden nets: scores and input gradients match PyTorch autograd under every rule", "[golden]") {
   const std::string name = GENERATE(as<std::string>{}, "alexnet_like", "fire_bn", "no_relu", "elementwise_matmul");
   INFO("net " << name);
-  GoldenNet net = load_net(name);
-  auto backend = make_backend("cpu");
-  Session session(net.graph, *backend, net.input.shape());
-  session.forward(net.input);
-  const int scores_id = net.graph.default_scores_value();
-  const Tensor& scores = session.value(scores_id);
-  REQUIRE(scores.shape() == net.scores.shape);
-  REQUIRE_CLOSE(scores.data(), net.scores.values, scores.numel(), kRtol, kAtolFraction * test::max_abs(net.scores.values));
+  ForwardedNet f(name);
+  const Tensor& scores = f.session.value(f.scores_id);
+  REQUIRE(scores.shape() == f.net.scores.shape);
+  REQUIRE_CLOSE(scores.data(), f.net.scores.values, scores.numel(), kRtol,
+                kAtolFraction * test::max_abs(f.net.scores.values));
 
-  const Tensor seed = class_seed(scores.shape(), net.classes);
   for (const char* rule : {"gradient", "deconvnet", "guided"}) {
     INFO("rule " << rule);
-    const NpyArray want = read_npy(net.dir + "grad_" + rule + ".npy");
-    const Tensor& got = session.backward_input(scores_id, seed, parse_rule(rule));
+    const NpyArray want = read_npy(f.net.dir + "grad_" + rule + ".npy");
+    const Tensor& got = f.backward(parse_rule(rule));
     REQUIRE(got.shape() == want.shape);
     REQUIRE(test::max_abs(want.values) > 0);
     REQUIRE_CLOSE(got.data(), want.values, got.numel(), kRtol, kAtolFraction * test::max_abs(want.values));
@@ -64,63 +77,43 @@ TEST_CASE("golden nets: scores and input gradients match PyTorch autograd under 
 }
 
 TEST_CASE("without rectifiers the three rules are bit-identical (paper Sec. 5)", "[golden][rules]") {
-  GoldenNet net = load_net("no_relu");
-  auto backend = make_backend("cpu");
-  Session session(net.graph, *backend, net.input.shape());
-  session.forward(net.input);
-  const int scores_id = net.graph.default_scores_value();
-  const Tensor seed = class_seed(session.shape(scores_id), net.classes);
-  const Tensor gradient = session.backward_input(scores_id, seed, BackwardRule::gradient).clone();
+  ForwardedNet f("no_relu");
+  const Tensor gradient = f.backward(BackwardRule::gradient).clone();
   for (BackwardRule rule : {BackwardRule::deconvnet, BackwardRule::guided}) {
-    const Tensor& other = session.backward_input(scores_id, seed, rule);
+    const Tensor& other = f.backward(rule);
     for (int64_t i = 0; i < gradient.numel(); ++i) REQUIRE(other[i] == gradient[i]);
   }
 }
 
-TEST_CASE("with rectifiers the rules differ, and only through the rectifier", "[golden][rules]") {
-  GoldenNet net = load_net("alexnet_like");
-  auto backend = make_backend("cpu");
-  Session session(net.graph, *backend, net.input.shape());
-  session.forward(net.input);
-  const int scores_id = net.graph.default_scores_value();
-  const Tensor seed = class_seed(session.shape(scores_id), net.classes);
-  const Tensor gradient = session.backward_input(scores_id, seed, BackwardRule::gradient).clone();
-  const Tensor& deconv = session.backward_input(scores_id, seed, BackwardRule::deconvnet);
+TEST_CASE("with rectifiers the deconvnet rule gives a different result", "[golden][rules]") {
+  ForwardedNet f("alexnet_like");
+  const Tensor gradient = f.backward(BackwardRule::gradient).clone();
+  const Tensor& deconv = f.backward(BackwardRule::deconvnet);
   double diff = 0;
   for (int64_t i = 0; i < gradient.numel(); ++i) diff = std::max(diff, double(std::fabs(deconv[i] - gradient[i])));
   REQUIRE(diff > 1e-4);
 }
 
 TEST_CASE("a second backward pass from the same forward gives the same gradient", "[golden]") {
-  GoldenNet net = load_net("fire_bn");
-  auto backend = make_backend("cpu");
-  Session session(net.graph, *backend, net.input.shape());
-  session.forward(net.input);
-  const int scores_id = net.graph.default_scores_value();
-  const Tensor seed = class_seed(session.shape(scores_id), net.classes);
-  const Tensor first = session.backward_input(scores_id, seed, BackwardRule::gradient).clone();
-  session.backward_input(scores_id, seed, BackwardRule::guided);
-  const Tensor& again = session.backward_input(scores_id, seed, BackwardRule::gradient);
+  ForwardedNet f("fire_bn");
+  const Tensor first = f.backward(BackwardRule::gradient).clone();
+  f.backward(BackwardRule::guided);
+  const Tensor& again = f.backward(BackwardRule::gradient);
   for (int64_t i = 0; i < first.numel(); ++i) REQUIRE(again[i] == first[i]);
 }
 
 TEST_CASE("gradients of intermediate values are reachable after a backward pass", "[golden][session]") {
-  GoldenNet net = load_net("alexnet_like");
-  auto backend = make_backend("cpu");
-  Session session(net.graph, *backend, net.input.shape());
-  session.forward(net.input);
-  const int scores_id = net.graph.default_scores_value();
-  REQUIRE_THROWS_AS(session.gradient(scores_id), Error);  // no backward pass yet
-  const Tensor seed = class_seed(session.shape(scores_id), net.classes);
-  session.backward_input(scores_id, seed, BackwardRule::gradient);
+  ForwardedNet f("alexnet_like");
+  REQUIRE_THROWS_AS(f.session.gradient(f.scores_id), Error);  // no backward pass yet
+  f.backward(BackwardRule::gradient);
   // The seed's own gradient is the seed; the first conv's output gradient has its shape and is nonzero.
-  for (int64_t i = 0; i < seed.numel(); ++i) REQUIRE(session.gradient(scores_id)[i] == seed[i]);
-  const int conv1_out = net.graph.nodes()[0].outputs[0];
-  const Tensor& g = session.gradient(conv1_out);
-  REQUIRE(g.shape() == session.shape(conv1_out));
+  for (int64_t i = 0; i < f.seed.numel(); ++i) REQUIRE(f.session.gradient(f.scores_id)[i] == f.seed[i]);
+  const int conv1_out = f.net.graph.nodes()[0].outputs[0];
+  const Tensor& g = f.session.gradient(conv1_out);
+  REQUIRE(g.shape() == f.session.shape(conv1_out));
   double total = 0;
   for (int64_t i = 0; i < g.numel(); ++i) total += std::fabs(g[i]);
   REQUIRE(total > 0);
   // The final Softmax output is not between the input and the scores.
-  REQUIRE_THROWS_AS(session.gradient(net.graph.outputs()[0]), Error);
+  REQUIRE_THROWS_AS(f.session.gradient(f.net.graph.outputs()[0]), Error);
 }
