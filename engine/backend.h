@@ -1,7 +1,7 @@
 #pragma once
 // The Backend interface: every op's forward and input-gradient on one device. Backends are chosen
-// at run time by name ("cpu"; "cuda" and "cudnn" in CUDA builds). Nothing falls back silently: an op a
-// backend lacks is an Error naming op and backend.
+// at run time by name ("cpu", "cpu-reference"; "cuda" and "cudnn" in CUDA builds). Nothing falls
+// back silently: an op a backend lacks is an Error naming op and backend.
 #include <memory>
 #include <span>
 #include <string>
@@ -49,7 +49,8 @@ class Backend {
                               std::span<Tensor* const> grad_in, const NodeSaved& saved) = 0;
 };
 
-// "cpu" always; throws Error naming the backend and what builds have it otherwise.
+// "cpu" (the fast CPU path) and "cpu-reference" (the plain loops every fast path is tested against)
+// always; throws Error naming the backend and what builds have it otherwise.
 std::unique_ptr<Backend> make_backend(const std::string& name);
 
 }  // namespace deepinside

@@ -20,6 +20,9 @@ class Session {
   Session& operator=(const Session&) = delete;
 
   const Graph& graph() const { return graph_; }
+  // The backend the session runs on (for methods that call its per-node forward/backward_input on
+  // the session's values, e.g. viz/lrp).
+  Backend& backend() const { return backend_; }
   const Shape& input_shape() const { return shapes_[graph_.input()]; }
   const Shape& shape(int value_id) const { return shapes_.at(value_id); }
 

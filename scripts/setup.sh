@@ -11,6 +11,7 @@ packages=(
   libmaxflow-dev libboost-context-dev
   libonnx-testdata dataset-fashion-mnist
   python3 python3-numpy python3-onnx python3-torch python3-pil
+  libopenblas0-openmp  # the BLAS that PyTorch, the benchmark's peer, is fastest with here
 )
 
 missing=()

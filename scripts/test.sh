@@ -4,4 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cd build
+# Tests run two at a time on a 2-core machine; OpenMP threads that spin while waiting would steal
+# the other test's core, so they sleep instead (a benchmark run may choose otherwise).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 ctest --output-on-failure -j"$(nproc 2>/dev/null || echo 2)" "$@"

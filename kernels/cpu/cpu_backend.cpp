@@ -143,7 +143,7 @@ void CpuReferenceBackend::forward(const Node& node, std::span<const Tensor* cons
         return;
       }
   }
-  throw Error(std::string("op ") + op_name(node.kind) + " has no forward on backend 'cpu'");
+  throw Error(std::string("op ") + op_name(node.kind) + " has no forward on backend '" + name() + "'");
 }
 
 void CpuReferenceBackend::backward_input(const Node& node, BackwardRule rule, std::span<const Tensor* const> in,
@@ -245,7 +245,7 @@ void CpuReferenceBackend::backward_input(const Node& node, BackwardRule rule, st
         return;
       }
   }
-  throw Error(std::string("op ") + op_name(node.kind) + " has no backward on backend 'cpu'");
+  throw Error(std::string("op ") + op_name(node.kind) + " has no backward on backend '" + name() + "'");
 }
 
 }  // namespace deepinside::cpu

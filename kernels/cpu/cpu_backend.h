@@ -1,12 +1,13 @@
 #pragma once
-// The CPU reference backend: dispatches each node to the plain loops of kernels/cpu/reference.h.
+// The CPU reference backend ("cpu-reference"): dispatches each node to the plain loops of
+// kernels/cpu/reference.h. The fast "cpu" backend (kernels/cpu_fast) is tested against it.
 #include "engine/backend.h"
 
 namespace deepinside::cpu {
 
 class CpuReferenceBackend final : public Backend {
  public:
-  std::string name() const override { return "cpu"; }
+  std::string name() const override { return "cpu-reference"; }
   bool supports(OpKind kind) const override;
   void plan_saved(const Node& node, std::span<const Shape* const> input_shapes, const Shape& output_shape,
                   NodeSaved& saved) override;

@@ -15,6 +15,9 @@ guided), computed with torch autograd on the float64 copy of the net, and cross-
 independent float64 interpretation of the exported ONNX graph.
 Part B: the real SqueezeNet v1.1 of ../shared on eagle.jpg (saliency map, gradient, top-5) and the
 top-5 of cat.jpg and dog.jpg, through a small ONNX interpreter written here in torch.
+Part C: the visualisation methods (SmoothGrad, gradient x input, Integrated Gradients, ten crops,
+Grad-CAM, Guided Grad-CAM, CAM, neuron reconstructions) on two of part A's nets, in float64 torch
+through the same interpreter (tests/golden/methods).
 
 torch is a development tool of the project, never a runtime one: nothing in the engine imports this.
 """
@@ -914,6 +917,811 @@ def part_b(log):
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Part C: the visualisation methods (viz/saliency_extras, viz/cam, viz/reconstruct) on the small
+# nets of part A, read back from the files part A wrote. Each method is written here in plain
+# float64 torch as Captum defines it (the class named in each docstring), on the exported ONNX
+# graph through OnnxInterp. Output: tests/golden/methods/<net>/ and methods/meta.json.
+
+SG_SAMPLES = 8          # SmoothGrad: noisy copies
+SG_NOISE = 0.15         # sigma = SG_NOISE * (max x - min x)
+IG_STEPS = 16           # Integrated Gradients: midpoint rule, alpha_k = (k + 1/2) / m; the first
+                        # m >= IG_STEPS whose path keeps the kink margins (meta.json "steps")
+TENCROP_EXTRA = (4, 6)  # the ten-crop test image is (H + 4) x (W + 6)
+PATH_MARGIN = 1e-5      # min |ReLU input| and max-pool gap over every input a method evaluates (the
+                        # noisy copies, IG's path, the crops): 1e-4 as in part A is rarely met by 16+
+                        # inputs at once; float32 evaluation errors are ~1e-6 here (part A's estimate)
+METHOD_NETS = {
+    # ig_zero: fire_bn's max-pool gaps shrink with alpha on the way from a zero input (every window
+    # holds ReLU(bias + alpha * ...)), below the margin at every step count tried: its IG is checked
+    # from the random baseline only.
+    "alexnet_like": {"gradcam_layer": "/relu3/Relu_output_0", "ig_zero": True,
+                     "reconstruct": ["/relu2/Relu_output_0", "/relu4/Relu_output_0"]},
+    "fire_bn": {"gradcam_layer": "/Add_output_0", "ig_zero": False, "cam_layer": "/relu_cls/Relu_output_0",
+                "cam_pool": "/gap/GlobalAveragePool_output_0", "reconstruct": ["/Concat_output_0"]},
+}
+
+
+def _traced(fn):
+    """Runs fn() with TRACE collecting ReLU inputs and backward (rule, x, g_out) triples."""
+    global TRACE
+    TRACE = {"relu_in": [], "relu_gout": [], "pool_gap": [], "pool_idx": []}
+    try:
+        out = fn()
+        return out, TRACE
+    finally:
+        TRACE = None
+
+
+def forward_margins(interp, xs):
+    """min |x| over every ReLU input and min max-pool gap (exact ties excepted) for a batch."""
+    env, tr = _traced(lambda: interp.run(torch.as_tensor(xs).double(), "gradient"))
+    relu = min(float(t.abs().min()) for t in tr["relu_in"])
+    gap = math.inf
+    for node in interp.model.graph.node:
+        if node.op_type == "MaxPool":
+            a = _attrs(node)
+            gap = min(gap, maxpool_gap(env[node.input[0]].detach(), a["kernel_shape"][0],
+                                       a.get("strides", [1, 1])[0], _pads2d(a)[0],
+                                       bool(a.get("ceil_mode", 0))))
+    return relu, gap
+
+
+def margins_hold(interp, xs):
+    relu, gap = forward_margins(interp, xs)
+    ok = relu >= PATH_MARGIN and gap >= PATH_MARGIN
+    return ok, {"relu_min_abs_input": relu, "maxpool_min_gap": gap}
+
+
+def gout_margin(tr):
+    """min over ReLUs of min |g_out| / max |g_out| where the rule's mask reads the sign of g_out."""
+    rel = math.inf
+    for rule, xin, g in tr["relu_gout"]:
+        if rule == "gradient":
+            continue
+        sel = (g != 0) if rule == "deconvnet" else (g != 0) & (xin > 0)
+        if sel.any():
+            rel = min(rel, float(g[sel].abs().min() / g.abs().max()))
+    return rel
+
+
+def input_grad(interp, xs, seed_fn, rule):
+    """d(seed_fn(env))/d x for a float32 batch xs evaluated in float64, and the traced g_out margin."""
+    def run():
+        x = torch.as_tensor(xs).double().clone().requires_grad_(True)
+        env = interp.run(x, rule)
+        seed_fn(env).backward()
+        return x.grad.detach().clone()
+    g, tr = _traced(run)
+    return g, gout_margin(tr)
+
+
+def class_seed(interp, cls):
+    return lambda env: env[interp.score_value][:, cls].sum()
+
+
+def smoothgrad_ref(interp, x32, cls, log):
+    """Captum NoiseTunnel(Saliency(abs=False)).attribute(nt_type="smoothgrad"): the mean of
+    dS_c/dx at x + eps_i. eps_i is drawn here (seed searched so that every noisy copy keeps the
+    kink margins) and saved in float32; the noisy inputs are the float32 sums x + eps_i."""
+    sigma = SG_NOISE * float(x32.max() - x32.min())
+    for seed in range(7000, 7200):
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn((SG_SAMPLES,) + x32.shape, generator=gen, dtype=torch.float64)
+        eps = (sigma * z).numpy().astype(np.float32)
+        xs = x32[None] + eps
+        ok, m = margins_hold(interp, xs)
+        if ok:
+            g, _ = input_grad(interp, xs, class_seed(interp, cls), "gradient")
+            return eps, g.mean(0), {"seed": seed, "sigma": sigma, **m}
+        log("    smoothgrad noise seed %d rejected %s" % (seed, m))
+    raise RuntimeError("no SmoothGrad noise seed met the margins")
+
+
+def ig_ref(interp, x32, b32, cls, log):
+    """Captum IntegratedGradients(method="riemann_middle", n_steps=m): (x - x') times the mean of
+    dS_c/dx at x' + alpha_k (x - x'), alpha_k = (k + 1/2)/m; path points formed in float32. m is
+    the first from IG_STEPS whose path points all keep the kink margins."""
+    for m in range(IG_STEPS, IG_STEPS + 40):
+        alphas = [np.float32((k + 0.5) / m) for k in range(m)]
+        xs = np.stack([b32 + a * (x32 - b32) for a in alphas]).astype(np.float32)
+        ok, marg = margins_hold(interp, xs)
+        if ok:
+            break
+        log("    ig steps %d rejected %s" % (m, marg))
+    else:
+        raise RuntimeError("no step count kept the IG path inside the margins")
+    g, _ = input_grad(interp, xs, class_seed(interp, cls), "gradient")
+    attr = (torch.from_numpy(x32).double() - torch.from_numpy(b32).double()) * g.mean(0)
+    with torch.no_grad():
+        s = interp.scores(torch.from_numpy(np.stack([x32, b32])).double())
+    return attr, {"steps": m, "attribution_sum": float(attr.sum()),
+                  "score_difference": float(s[0, cls] - s[1, cls]), **marg}
+
+
+def ten_crop_specs(fh, fw, h, w):
+    corners = [(0, 0), (fw - w, 0), (0, fh - h), (fw - w, fh - h), ((fw - w) // 2, (fh - h) // 2)]
+    return [(x, y, flip) for flip in (False, True) for (x, y) in corners]
+
+
+def tencrop_ref(interp, shape, log):
+    """The paper's Sec. 3.2 averaging: the saliency map max_c |dS_c/dI| of each of the 10 crops
+    (4 corners + centre, and their mirror images), mirrored back, placed at the crop's position and
+    averaged per pixel over the crops covering it. Class: top-1 of the mean softmax of the crops."""
+    c, h, w = shape
+    fh, fw = h + TENCROP_EXTRA[0], w + TENCROP_EXTRA[1]
+    specs = ten_crop_specs(fh, fw, h, w)
+    for seed in range(8000, 8200):
+        gen = torch.Generator().manual_seed(seed)
+        full = torch.randn((c, fh, fw), generator=gen, dtype=torch.float32).numpy()
+        xs = np.stack([full[:, y:y + h, x:x + w][:, :, ::-1] if flip else full[:, y:y + h, x:x + w]
+                       for (x, y, flip) in specs]).astype(np.float32)
+        ok, m = margins_hold(interp, xs)
+        with torch.no_grad():
+            prob = torch.softmax(interp.scores(torch.from_numpy(xs).double()), 1).mean(0)
+        top2 = torch.topk(prob, 2).values
+        if ok and float(top2[0] - top2[1]) > 1e-3:
+            break
+        log("    tencrop seed %d rejected %s" % (seed, m))
+    else:
+        raise RuntimeError("no ten-crop image met the margins")
+    cls = int(prob.argmax())
+    g, _ = input_grad(interp, xs, class_seed(interp, cls), "gradient")
+    maps = g.abs().max(1).values
+    total = torch.zeros(fh, fw, dtype=torch.float64)
+    cover = torch.zeros(fh, fw, dtype=torch.float64)
+    for i, (x, y, flip) in enumerate(specs):
+        mi = maps[i].flip(-1) if flip else maps[i]
+        total[y:y + h, x:x + w] += mi
+        cover[y:y + h, x:x + w] += 1
+    return full, total / cover, {"seed": seed, "class": cls, "mean_prob": float(prob[cls]),
+                                 "full_shape": [c, fh, fw], **m}
+
+
+def layer_grad(interp, x32, cls, names, rule="gradient"):
+    """Values and gradients dS_c/d(value) of the named intermediate values, one image."""
+    x = torch.from_numpy(x32[None]).double().requires_grad_(True)
+    env = interp.run(x, rule)
+    for n in names:
+        env[n].retain_grad()
+    env[interp.score_value][0, cls].backward()
+    return {n: (env[n].detach(), env[n].grad.detach()) for n in names}
+
+
+def gradcam_ref(interp, x32, cls, layer):
+    """Captum LayerGradCam(layer).attribute(relu_attributions=True), then
+    LayerAttribution.interpolate(..., mode "bilinear") = F.interpolate(align_corners=False):
+    alpha_k = mean_ij dS_c/dA_kij, L = ReLU(sum_k alpha_k A_k), upsampled to the input."""
+    a, da = layer_grad(interp, x32, cls, [layer])[layer]
+    alpha = da.mean(dim=(2, 3), keepdim=True)
+    low = torch.relu((alpha * a).sum(1, keepdim=True))
+    up = F.interpolate(low, size=x32.shape[1:], mode="bilinear", align_corners=False)
+    return low[0, 0], up[0, 0]
+
+
+def guided_gradcam_ref(interp, x32, cls, up):
+    """Selvaraju et al.'s Guided Grad-CAM (Captum GuidedGradCam, but with the bilinear upsampling
+    of the paper where Captum defaults to nearest): guided backprop dS_c/dx times the upsampled
+    Grad-CAM, broadcast over the channels."""
+    g, margin = input_grad(interp, x32[None], class_seed(interp, cls), "guided")
+    return g[0] * up, margin
+
+
+def cam_ref(interp, x32, cls, layer, pool):
+    """Zhou et al.'s CAM: w_ck = dS_c/dGAP_k (the weights of the linear head after the global
+    average pool), CAM = sum_k w_ck A_k, upsampled bilinearly (align_corners=False)."""
+    got = layer_grad(interp, x32, cls, [layer, pool])
+    a = got[layer][0]
+    w = got[pool][1].view(1, -1, 1, 1)
+    low = (w * a).sum(1, keepdim=True)
+    up = F.interpolate(low, size=x32.shape[1:], mode="bilinear", align_corners=False)
+    return low[0, 0], up[0, 0], got[pool][1].flatten()
+
+
+def reconstruct_ref(interp, x32, layer):
+    """One neuron back-projected to the input under each rule: d(value[neuron])/dx (paper Sec. 4);
+    the neuron: the strongest position of the strongest channel. The masks [g_out > 0] need no
+    margin: max(g, 0) is continuous in g, so a sign flip of a tiny g_out changes the result by as
+    little as that g_out (the smallest relative |g_out| is recorded all the same)."""
+    with torch.no_grad():
+        a = interp.run(torch.from_numpy(x32[None]).double())[layer][0]
+    flat = a.reshape(a.shape[0], -1)
+    best = flat.max(1)
+    c = int(best.values.argmax())
+    pos = int(best.indices[c])
+    idx = (c,) if a.dim() == 1 else (c, pos // a.shape[2], pos % a.shape[2])
+    out, margins = {}, {}
+    for rule in RULES:
+        out[rule], margins[rule] = input_grad(interp, x32[None], lambda env: env[layer][(0,) + idx], rule)
+        assert float(out[rule].abs().max()) > 0, (layer, idx, rule)
+    return idx, float(a[idx]), {r: out[r][0] for r in RULES}, min(margins["deconvnet"], margins["guided"])
+
+
+def part_c(log):
+    root = os.path.join(HERE, "methods")
+    meta = {"description": "tests/golden/README.md, part C", "smoothgrad": {"samples": SG_SAMPLES, "noise": SG_NOISE},
+            "ig": {"steps": IG_STEPS, "rule": "riemann_middle"}, "nets": {}}
+    for name, cfg in METHOD_NETS.items():
+        src = os.path.join(HERE, "nets", name)
+        interp = OnnxInterp(os.path.join(src, "model.onnx"))
+        x32 = np.load(os.path.join(src, "input.npy"))[0]
+        cls = int(np.load(os.path.join(src, "classes.npy"))[0])
+        d = os.path.join(root, name)
+        os.makedirs(d, exist_ok=True)
+        rec = {"image": "input.npy of nets/%s, image 0" % name, "class": cls}
+
+        g, _ = input_grad(interp, x32[None], class_seed(interp, cls), "gradient")
+        save_npy(os.path.join(d, "gradxinput.npy"), (torch.from_numpy(x32).double() * g[0]).numpy(), "<f8")
+
+        eps, sg, rec["smoothgrad"] = smoothgrad_ref(interp, x32, cls, log)
+        save_npy(os.path.join(d, "smoothgrad_noise.npy"), eps, "<f4")
+        save_npy(os.path.join(d, "smoothgrad.npy"), sg.numpy(), "<f8")
+
+        if cfg["ig_zero"]:
+            attr, rec["ig_zero"] = ig_ref(interp, x32, np.zeros_like(x32), cls, log)
+            save_npy(os.path.join(d, "ig_zero.npy"), attr.numpy(), "<f8")
+        gen = torch.Generator().manual_seed(9000)
+        base = (0.5 * torch.randn(x32.shape, generator=gen, dtype=torch.float64)).numpy().astype(np.float32)
+        attr, rec["ig_baseline"] = ig_ref(interp, x32, base, cls, log)
+        save_npy(os.path.join(d, "ig_baseline_input.npy"), base, "<f4")
+        save_npy(os.path.join(d, "ig_baseline.npy"), attr.numpy(), "<f8")
+
+        full, tmap, rec["tencrop"] = tencrop_ref(interp, x32.shape, log)
+        save_npy(os.path.join(d, "tencrop_input.npy"), full, "<f4")
+        save_npy(os.path.join(d, "tencrop_map.npy"), tmap.numpy(), "<f8")
+
+        low, up = gradcam_ref(interp, x32, cls, cfg["gradcam_layer"])
+        save_npy(os.path.join(d, "gradcam_lowres.npy"), low.numpy(), "<f8")
+        save_npy(os.path.join(d, "gradcam.npy"), up.numpy(), "<f8")
+        guided, margin = guided_gradcam_ref(interp, x32, cls, up)
+        save_npy(os.path.join(d, "guided_gradcam.npy"), guided.numpy(), "<f8")
+        rec["gradcam"] = {"layer": cfg["gradcam_layer"], "guided_gout_margin_info": margin}
+
+        if "cam_layer" in cfg:
+            low, up, w = cam_ref(interp, x32, cls, cfg["cam_layer"], cfg["cam_pool"])
+            save_npy(os.path.join(d, "cam_lowres.npy"), low.numpy(), "<f8")
+            save_npy(os.path.join(d, "cam.npy"), up.numpy(), "<f8")
+            rec["cam"] = {"layer": cfg["cam_layer"], "pool": cfg["cam_pool"], "weights": w.tolist()}
+
+        rec["reconstruct"] = []
+        for i, layer in enumerate(cfg["reconstruct"]):
+            idx, act, out, margin = reconstruct_ref(interp, x32, layer)
+            for rule in RULES:
+                save_npy(os.path.join(d, "reconstruct%d_%s.npy" % (i, rule)), out[rule].numpy(), "<f8")
+            rec["reconstruct"].append({"layer": layer, "neuron": list(idx), "activation": act,
+                                       "gout_margin_info": margin})
+        meta["nets"][name] = rec
+        log("  %s: %s" % (name, json.dumps(rec)))
+    save_json(os.path.join(root, "meta.json"), meta)
+
+
+# --------------------------------------------------------------------------------------------
+# Part D: gradient ascent on the image (viz/optimize: class models, activation maximisation,
+# feature inversion, Deep Dream) on alexnet_like, a few steps with every deterministic regulariser
+# and no jitter, written here in plain float64 torch with autograd (the objective's gradient with
+# respect to the image is torch's, not a hand-made seed). Output: tests/golden/optimize/.
+
+ASCENT_NET = "alexnet_like"
+# The image variable X is in grey levels (pixel 0..255 minus the mean in levels); the network reads
+# t = gain_c * X. A torchvision-style card makes gain and the mean non-trivial.
+ASCENT_PRE = {"range": [0.0, 1.0], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+              "scale": 1.0, "channel_order": "RGB"}
+
+
+def ascent_gain(dtype=torch.float64):
+    lo, hi = ASCENT_PRE["range"]
+    step = f32((hi - lo) / 255.0)
+    g = [f32(f32(step * ASCENT_PRE["scale"]) / f32(s)) for s in ASCENT_PRE["std"]]
+    return torch.tensor(g, dtype=dtype).view(1, -1, 1, 1)
+
+
+def ascent_mean_levels(dtype=torch.float64):
+    lo, hi = ASCENT_PRE["range"]
+    step = f32((hi - lo) / 255.0)
+    return torch.tensor([f32(f32(m - lo) / step) for m in ASCENT_PRE["mean"]], dtype=dtype).view(1, -1, 1, 1)
+
+
+def run_upto(interp, x, value, dtype):
+    """The graph evaluated up to `value` only (octaves run the trunk on smaller images)."""
+    env = {}
+    for k, v in interp.inits.items():
+        t = torch.from_numpy(v)
+        env[k] = t.to(dtype) if t.is_floating_point() else t
+    env[interp.input] = x
+    for node in interp.model.graph.node:
+        ins = [env[i] if i else None for i in node.input]
+        for name, val in zip(node.output, interp._op(node, ins, _attrs(node), None, dtype)):
+            if name:
+                env[name] = val
+        if value in env:
+            return env[value]
+    raise KeyError(value)
+
+
+def resize_aa(x, h, w):
+    """viz::resize_bilinear = PIL's BILINEAR = torch's antialiased bilinear (align_corners False)."""
+    if (h, w) == tuple(x.shape[2:]):
+        return x.clone()
+    return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+
+
+def _mirror(i, n):
+    if n == 1:
+        return 0
+    i = -i if i < 0 else i
+    return 2 * n - 2 - i if i >= n else i
+
+
+def blur_ref(x, sigma):
+    """Separable Gaussian, radius min(max(1, ceil(3 sigma)), n - 1), mirrored borders (dcb|abcd|cba)."""
+    out = x
+    for axis in (3, 2):
+        n = out.shape[axis]
+        if n == 1:
+            continue
+        r = min(max(1, math.ceil(3.0 * sigma)), n - 1)
+        k = torch.tensor([math.exp(-j * j / (2.0 * sigma * sigma)) for j in range(-r, r + 1)],
+                         dtype=torch.float64)
+        k = (k / k.sum()).to(out.dtype)
+        acc = torch.zeros_like(out)
+        for j in range(-r, r + 1):
+            idx = torch.tensor([_mirror(i + j, n) for i in range(n)])
+            acc = acc + k[j + r] * out.index_select(axis, idx)
+        out = acc
+    return out
+
+
+def tv_ref(x, beta):
+    """sum over pixels and channels of (dx^2 + dy^2)^(beta/2), forward differences, 0 at the edges."""
+    dx = F.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1, 0, 0))
+    dy = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
+    v = dx * dx + dy * dy + (0.0 if beta == 2 else 1e-6)
+    return (v ** (beta / 2)).flatten(1).sum(1)
+
+
+def clip_ref(x, percentile):
+    n, c, h, w = x.shape
+    k = int(math.floor(percentile / 100.0 * h * w))
+    if k <= 0:
+        return x
+    norms = x.pow(2).sum(1).sqrt().view(n, -1)
+    order = torch.sort(norms, dim=1, stable=True).indices[:, :k]
+    keep = torch.ones(n, h * w, dtype=x.dtype)
+    keep.scatter_(1, order, 0.0)
+    return x * keep.view(n, 1, h, w)
+
+
+def objective_ref(case, phi, phi_target):
+    kind = case["objective"]
+    n = phi.shape[0]
+    if kind in ("score", "logprob", "prob"):
+        cls = torch.tensor(case["classes"]).view(-1, 1)
+        if kind == "score":
+            return phi.gather(1, cls).view(-1)
+        if kind == "logprob":
+            return torch.log_softmax(phi, 1).gather(1, cls).view(-1)
+        return torch.softmax(phi, 1).gather(1, cls).view(-1)
+    if kind == "channel":
+        ch = case["channels"]
+        if "y" in case:
+            return torch.stack([phi[i, ch[i], case["y"], case["x"]] for i in range(n)])
+        return torch.stack([phi[i, ch[i]].mean() for i in range(n)])
+    if kind == "match":
+        d = (phi - phi_target).flatten(1)
+        return -0.5 * (d * d).sum(1) / phi_target.flatten(1).pow(2).sum(1)
+    if kind == "norm":
+        return 0.5 * phi.flatten(1).pow(2).sum(1)
+    raise ValueError(kind)
+
+
+def ascent_ref(interp, case, start, target, dtype=torch.float64):
+    """The ascent of viz/optimize.h, step by step (see its header): returns X, curve, final O."""
+    s = case["settings"]
+    value = case["value"]
+    gain, mean = ascent_gain(dtype), ascent_mean_levels(dtype)
+    n, c, H, W = start.shape
+    start = start.to(dtype)
+    curve = []
+    x = prev_base = None
+    K = s["octaves"]
+    for k in range(K):
+        f = s["octave_scale"] ** (K - 1 - k)
+        h, w = max(1, int(math.floor(H / f + 0.5))), max(1, int(math.floor(W / f + 0.5)))
+        base = resize_aa(start, h, w)
+        x = base.clone() if k == 0 else base + resize_aa(x - prev_base, h, w)
+        prev_base = base
+        phi_t = None
+        if target is not None:
+            with torch.no_grad():
+                phi_t = run_upto(interp, resize_aa(target.to(dtype), h, w) * gain, value, dtype)
+        lo, hi = -mean, 255.0 - mean
+        for _ in range(s["steps"]):
+            xi = x.clone().requires_grad_(True)
+            o = objective_ref(case, run_upto(interp, xi * gain, value, dtype), phi_t)
+            curve.append(o.detach().clone())
+            (g,) = torch.autograd.grad(o.sum(), xi)
+            if s["normalize_step"]:     # the objective's gradient scaled to mean |g| = 1 per image
+                g = g / g.abs().flatten(1).mean(1).view(-1, 1, 1, 1)
+            xt = x.clone().requires_grad_(True)
+            reg = s["l2"] * (xt * xt).flatten(1).sum(1)
+            if s["tv"] > 0:
+                reg = reg + s["tv"] * tv_ref(xt, s["tv_beta"])
+            (greg,) = torch.autograd.grad(reg.sum(), xt)
+            x = x + s["lr"] * (g - greg)
+            if s["blur_every"] > 0 and (len(curve) - k * s["steps"]) % s["blur_every"] == 0:
+                x = blur_ref(x, s["blur_sigma"])
+            if s["clip_percentile"] > 0:
+                x = clip_ref(x, s["clip_percentile"])
+            if s["clamp"]:
+                x = torch.max(torch.min(x, hi), lo)
+        with torch.no_grad():
+            final = objective_ref(case, run_upto(interp, x * gain, value, dtype), phi_t)
+    return x.detach(), torch.stack(curve), final
+
+
+ASCENT_DEFAULTS = {"steps": 8, "lr": 1.0, "normalize_step": False, "l2": 0.0, "blur_every": 0,
+                   "blur_sigma": 0.5, "tv": 0.0, "tv_beta": 2.0, "clip_percentile": 0.0,
+                   "clamp": False, "octaves": 1, "octave_scale": 1.4}
+
+
+def ascent_cases():
+    sc = "SCORES"   # replaced by the score value's name
+    r2, c3 = "/relu2/Relu_output_0", "/conv3/Conv_output_0"
+    cases = [
+        # the paper: score, zero start, plain fixed steps, L2 only
+        {"name": "class_score", "objective": "score", "value": sc, "classes": [1, 3], "start": "zero",
+         "settings": {"steps": 8, "lr": 30000.0, "l2": 3e-6}},
+        # every deterministic regulariser at once (blur every 3, TV, pixel-norm clipping, clamp)
+        {"name": "class_regularised", "objective": "score", "value": sc, "classes": [1, 3], "start": "zero",
+         "settings": {"steps": 9, "lr": 30000.0, "l2": 3e-6, "blur_every": 3, "blur_sigma": 0.8,
+                      "tv": 2e-6, "clip_percentile": 10.0, "clamp": True}},
+        {"name": "class_logprob", "objective": "logprob", "value": sc, "classes": [1, 3], "start": "zero",
+         "settings": {"steps": 6, "lr": 30000.0, "l2": 3e-6}},
+        {"name": "class_prob", "objective": "prob", "value": sc, "classes": [1, 3], "start": "zero",
+         "settings": {"steps": 6, "lr": 300000.0, "l2": 3e-7}},
+        # activation maximisation of channels (mean over positions), normalised steps, from noise
+        {"name": "channel", "objective": "channel", "value": r2, "channels": [2, 7], "start": "noise",
+         "settings": {"steps": 8, "lr": 2.0, "normalize_step": True, "l2": 1e-3, "tv": 2e-3}},
+        # one unit (y 1, x 2) of a pre-ReLU conv output
+        {"name": "unit", "objective": "channel", "value": c3, "channels": [4, 9], "y": 1, "x": 2,
+         "start": "noise", "settings": {"steps": 8, "lr": 30000.0, "l2": 3e-6}},
+        # feature inversion of the two images of input.npy from noise
+        {"name": "invert", "objective": "match", "value": r2, "start": "noise", "target": "input",
+         "settings": {"steps": 10, "lr": 2.0, "normalize_step": True, "l2": 1e-3, "tv": 5e-3,
+                      "clamp": True}},
+        # Deep Dream from the images of input.npy, two octaves (23x23 and 16x16)
+        {"name": "dream", "objective": "norm", "value": r2, "start": "input",
+         "settings": {"steps": 5, "lr": 1.5, "normalize_step": True, "octaves": 2,
+                      "octave_scale": 1.4, "clamp": True}},
+    ]
+    for c in cases:
+        c["settings"] = dict(ASCENT_DEFAULTS, **c["settings"])
+    return cases
+
+
+def part_d(log):
+    d = os.path.join(HERE, "optimize")
+    os.makedirs(d, exist_ok=True)
+    interp = OnnxInterp(os.path.join(HERE, "nets", ASCENT_NET, "model.onnx"))
+    x_in = torch.from_numpy(np.load(os.path.join(HERE, "nets", ASCENT_NET, "input.npy")))
+    gain = ascent_gain()
+    # input.npy holds network inputs (N(0,1)); as images in grey levels X = t / gain
+    input_levels = (x_in.double() / gain).float()
+    noise = (8.0 * torch.randn(x_in.shape, generator=torch.Generator().manual_seed(777),
+                               dtype=torch.float64)).float()
+    save_npy(os.path.join(d, "input_levels.npy"), input_levels.numpy(), "<f4")
+    save_npy(os.path.join(d, "noise_levels.npy"), noise.numpy(), "<f4")
+    starts = {"zero": torch.zeros_like(input_levels), "noise": noise, "input": input_levels}
+
+    # the image operations alone, against torch: resize both ways, blur
+    r = torch.randn(2, 3, 23, 23, generator=torch.Generator().manual_seed(778), dtype=torch.float64)
+    r32 = r.float()
+    save_npy(os.path.join(d, "ops_input.npy"), r32.numpy(), "<f4")
+    save_npy(os.path.join(d, "ops_resize_16x13.npy"), resize_aa(r32.double(), 16, 13).numpy(), "<f8")
+    save_npy(os.path.join(d, "ops_resize_31x40.npy"), resize_aa(r32.double(), 31, 40).numpy(), "<f8")
+    save_npy(os.path.join(d, "ops_blur_0.8.npy"), blur_ref(r32.double(), 0.8).numpy(), "<f8")
+    save_npy(os.path.join(d, "ops_blur_2.5.npy"), blur_ref(r32.double(), 2.5).numpy(), "<f8")
+    ops_check = float((F.interpolate(r32.double(), size=(31, 40), mode="bilinear", align_corners=False)
+                       - resize_aa(r32.double(), 31, 40)).abs().max())
+    assert ops_check < 1e-12, "upscaling: antialiased and plain bilinear must agree (%g)" % ops_check
+
+    meta = {"net": ASCENT_NET, "model": "../nets/%s/model.onnx" % ASCENT_NET,
+            "preprocessing": ASCENT_PRE,
+            "levels": "X = t / gain_c, gain_c = (range_hi - range_lo) / 255 * scale / std_c; "
+                      "the mean in levels = (mean_c - range_lo) / ((range_hi - range_lo) / 255)",
+            "gain": [float(v) for v in gain.view(-1)],
+            "mean_levels": [float(v) for v in ascent_mean_levels().view(-1)],
+            "starts": {"zero": "zeros", "noise": "noise_levels.npy (N(0, 8^2) grey levels, seed 777)",
+                       "input": "input_levels.npy (input.npy / gain)"},
+            "ops": {"input": "ops_input.npy (f4)",
+                    "resize": {"ops_resize_16x13.npy": [16, 13], "ops_resize_31x40.npy": [31, 40]},
+                    "blur": {"ops_blur_0.8.npy": 0.8, "ops_blur_2.5.npy": 2.5}},
+            "cases": []}
+    for case in ascent_cases():
+        if case["value"] == "SCORES":
+            case["value"] = interp.score_value
+        start = starts[case["start"]]
+        target = input_levels if case.get("target") == "input" else None
+        x64, curve64, final64 = ascent_ref(interp, case, start, target)
+        # the same ascent in float32 (torch): how far a float32 engine can be expected to land
+        x32, curve32, _ = ascent_ref(interp, case, start, target, torch.float32)
+        err = {"result": rel_diff(x32, x64), "curve": rel_diff(curve32, curve64)}
+        assert err["result"] < 1e-4 and err["curve"] < 1e-4, (case["name"], err)
+        moved = float((x64 - start.double()).abs().max())
+        assert moved > 1.0, (case["name"], "the image barely moved", moved)
+        gain_o = (curve64[-1] - curve64[0]).tolist()
+        assert all(v > 0 for v in gain_o), (case["name"], "objective did not rise", gain_o)
+        name = case["name"]
+        save_npy(os.path.join(d, name + "_result.npy"), x64.numpy(), "<f8")
+        save_npy(os.path.join(d, name + "_curve.npy"), curve64.numpy(), "<f8")
+        save_npy(os.path.join(d, name + "_final.npy"), final64.numpy(), "<f8")
+        entry = dict(case)
+        entry.update({"result": name + "_result.npy", "curve": name + "_curve.npy",
+                      "final": name + "_final.npy", "max_abs_result": float(x64.abs().max()),
+                      "objective_start": curve64[0].tolist(), "objective_end": final64.tolist(),
+                      "float32_torch_max_rel_err": err})
+        meta["cases"].append(entry)
+        log("  %s: objective %s -> %s, max|X| %.3g, float32 rel err %s"
+            % (name, [round(v, 4) for v in curve64[0].tolist()],
+               [round(v, 4) for v in final64.tolist()], float(x64.abs().max()), err))
+    save_json(os.path.join(d, "cases.json"), meta)
+
+
+
+# --------------------------------------------------------------------------------------------
+# Part LRP: layer-wise relevance propagation (viz/lrp, docs/lrp.md) on the small nets of part A,
+# read back from the files part A wrote. Every rule is written out here per layer in plain float64
+# torch, from the explicit contributions z_ij = x_i w_ij of each layer (Conv through unfold/fold,
+# Gemm/MatMul as outer products, average pooling as the matrix torch's own pooling applies), not by
+# back-propagation. Definitions (Bach et al. 2015; Montavon et al. 2017), as in Captum's and
+# zennit's EpsilonRule / Alpha1_Beta0 rules but with these conventions spelled out:
+#   epsilon: R_i = sum_j z_ij / (z_j + eps sign(z_j)) R_j, z_j the layer's output (bias included),
+#            sign(0) = +1 (zennit's stabilizer; Captum's adds eps without the sign);
+#   zplus:   alpha1-beta0, R_i = sum_j (z_ij)^+ / sum_i' (z_i'j)^+ R_j, no bias (Captum's
+#            Alpha1_Beta0_Rule clamps the weights only, i.e. the same where x >= 0);
+#   zB:      first layer, l <= x <= h: R_i = sum_j (x_i w_ij - l_i w+_ij - h_i w-_ij) / sum_i' (...) R_j.
+# ReLU, LRN, Dropout: relevance unchanged; MaxPool: to the first maximum of each window;
+# BatchNormalization: a diagonal linear layer; Add/Sub of two activations: split by their
+# contributions +-x_k; Add/Sub/Mul/Div of one activation and a constant: epsilon as a one-input
+# linear layer (contribution x, -x, x*k or x/k), zplus unchanged. 0/0 is 0. Top: R = S_c at the
+# class of each image (classes.npy), 0 elsewhere. Output: tests/golden/lrp/<net>/ and lrp/meta.json.
+
+LRP_NETS = ("alexnet_like", "fire_bn", "no_relu", "elementwise_matmul")
+LRP_EPSILON = 0.1       # lrp_epsilon.npy; activations are O(1), so this stabiliser is felt
+LRP_ZB_NETS = ("alexnet_like", "fire_bn", "no_relu")     # a Conv reads their input directly
+
+
+def _lrp_stab(z, eps):
+    return z + eps * torch.where(z >= 0, torch.ones_like(z), -torch.ones_like(z))
+
+
+def _lrp_tol(t):
+    """How closely the contributions must add up to the layer's own output in t's precision."""
+    return 1e-9 if t.dtype == torch.float64 else 1e-4
+
+
+def _lrp_div(a, b):
+    """a / b, 0 where b == 0."""
+    safe = torch.where(b != 0, b, torch.ones_like(b))
+    return torch.where(b != 0, a / safe, torch.zeros_like(a))
+
+
+def _lrp_share(contrib, z_out, r, rule, eps, k_dim):
+    """R_i = sum_j c_ij / den_j R_j over contributions c (the j axis is 1, the i axis is k_dim);
+    den_j = z_j + eps sign z_j (epsilon, z_j the true output) or sum_i c_ij^+ (zplus / zB: c is
+    already the rule's contribution)."""
+    if rule == "epsilon":
+        den = _lrp_stab(z_out, eps)
+        return (contrib * _lrp_div(r, den).unsqueeze(k_dim)).sum(1)
+    den = contrib.sum(k_dim)
+    return (contrib * _lrp_div(r, den).unsqueeze(k_dim)).sum(1)
+
+
+def _lrp_rule_contrib(c, rule):
+    return c.clamp(min=0) if rule == "zplus" else c
+
+
+def lrp_conv(node, x, w, b, out, r, rule, eps, bounds):
+    """Conv from the explicit contributions z[n, m, k, l] = W[m, k] * patch[n, k, l]."""
+    a = _attrs(node)
+    t, l, bo, rr = _pads2d(a)
+    st, dl, G = tuple(a.get("strides", [1, 1])), tuple(a.get("dilations", [1, 1])), a.get("group", 1)
+    xp = F.pad(x, (l, rr, t, bo))
+    N, C, Hp, Wp = xp.shape
+    M, Cg, kh, kw = w.shape
+    Mg, K = M // G, Cg * kh * kw
+    P = F.unfold(xp, (kh, kw), dilation=dl, stride=st)                       # (N, C*K', L)
+    L = P.shape[2]
+    zr = out.reshape(N, M, L)
+    rr_ = r.reshape(N, M, L)
+    if bounds is not None:
+        lo = torch.tensor(bounds[0], dtype=x.dtype).view(1, -1, 1, 1).expand_as(x)
+        hi = torch.tensor(bounds[1], dtype=x.dtype).view(1, -1, 1, 1).expand_as(x)
+        PL = F.unfold(F.pad(lo, (l, rr, t, bo)), (kh, kw), dilation=dl, stride=st)
+        PH = F.unfold(F.pad(hi, (l, rr, t, bo)), (kh, kw), dilation=dl, stride=st)
+    Rp = torch.zeros_like(P)
+    for g in range(G):
+        Pg = P[:, g * K:(g + 1) * K]                                          # (N, K, L)
+        Wg = w[g * Mg:(g + 1) * Mg].reshape(Mg, K)
+        c = Wg[None, :, :, None] * Pg[:, None, :, :]                          # (N, Mg, K, L)
+        zg = zr[:, g * Mg:(g + 1) * Mg]
+        full = c.sum(2) + (b[g * Mg:(g + 1) * Mg].view(1, -1, 1) if b is not None else 0)
+        assert float((full - zg).abs().max()) <= _lrp_tol(x) * max(1.0, float(zg.abs().max())), "conv contributions"
+        if bounds is not None:
+            Wp_, Wn_ = Wg.clamp(min=0), Wg.clamp(max=0)
+            c = (c - Wp_[None, :, :, None] * PL[:, None, g * K:(g + 1) * K]
+                 - Wn_[None, :, :, None] * PH[:, None, g * K:(g + 1) * K])
+            Rp[:, g * K:(g + 1) * K] = _lrp_share(c, None, rr_[:, g * Mg:(g + 1) * Mg], "zb", eps, 2)
+        else:
+            Rp[:, g * K:(g + 1) * K] = _lrp_share(_lrp_rule_contrib(c, rule), zg,
+                                                  rr_[:, g * Mg:(g + 1) * Mg], rule, eps, 2)
+    R = F.fold(Rp, (Hp, Wp), (kh, kw), dilation=dl, stride=st)               # overlapping windows add
+    return R[:, :, t:t + x.shape[2], l:l + x.shape[3]]
+
+
+def lrp_matmul(A, B, alpha, bias, out, r, rule, eps):
+    """Y = alpha A B + bias, A (N, K) the activation: z[n, j, i] = alpha A[n, i] B[i, j]."""
+    c = alpha * A[:, None, :] * B.t()[None, :, :]                             # (N, J, K)
+    full = c.sum(2) + (bias if bias is not None else 0)
+    assert float((full - out).abs().max()) <= _lrp_tol(A) * max(1.0, float(out.abs().max())), "gemm contributions"
+    return _lrp_share(_lrp_rule_contrib(c, rule), out, r, rule, eps, 2)
+
+
+def pool_matrix(node, h, w, dtype):
+    """The (OH*OW, H*W) matrix an AveragePool applies to one plane: torch's pooling of each basis plane."""
+    basis = torch.eye(h * w, dtype=dtype).reshape(h * w, 1, h, w)
+    out = OnnxInterp._op(node, [basis], _attrs(node), None, dtype)[0]
+    return out.reshape(h * w, -1).t()
+
+
+def lrp_pool_linear(P, x, out, r, rule, eps):
+    """Average pooling as a linear layer with weights P (O, I) >= 0, per plane."""
+    N, C = x.shape[:2]
+    xf, zf, rf = x.reshape(N * C, -1), out.reshape(N * C, -1), r.reshape(N * C, -1)
+    c = P[None, :, :] * xf[:, None, :]                                        # (NC, O, I)
+    assert float((c.sum(2) - zf).abs().max()) <= _lrp_tol(x) * max(1.0, float(zf.abs().max())), "pool contributions"
+    return _lrp_share(_lrp_rule_contrib(c, rule), zf, rf, rule, eps, 2).reshape(x.shape)
+
+
+def lrp_node(node, env, dep, r, rule, eps, bounds, input_name):
+    """[(input name, relevance)] for one node, given the relevance r of its output."""
+    op = node.op_type
+    ins = [env[i] if i else None for i in node.input]
+    x, out = ins[0], env[node.output[0]]
+    acts = [k for k, i in enumerate(node.input) if i in dep]
+    if op == "Conv":
+        assert acts == [0]
+        zb = bounds if (bounds is not None and node.input[0] == input_name) else None
+        return [(node.input[0], lrp_conv(node, x, ins[1], ins[2] if len(ins) > 2 else None, out, r, rule, eps, zb))]
+    if op in ("Gemm", "MatMul"):
+        assert acts == [0] and x.dim() == 2
+        a = _attrs(node)
+        assert not a.get("transA", 0)
+        B = ins[1].t() if a.get("transB", 0) else ins[1]
+        bias = a.get("beta", 1.0) * ins[2] if (op == "Gemm" and len(ins) > 2 and ins[2] is not None) else None
+        return [(node.input[0], lrp_matmul(x, B, a.get("alpha", 1.0) if op == "Gemm" else 1.0, bias, out, r, rule, eps))]
+    if op == "AveragePool":
+        return [(node.input[0], lrp_pool_linear(pool_matrix(node, x.shape[2], x.shape[3], x.dtype), x, out, r, rule, eps))]
+    if op == "GlobalAveragePool":
+        hw = x.shape[2] * x.shape[3]
+        P = torch.full((1, hw), 1.0 / hw, dtype=x.dtype)
+        return [(node.input[0], lrp_pool_linear(P, x, out, r, rule, eps))]
+    if op == "MaxPool":
+        a = _attrs(node)
+        assert _pads2d(a) == [0, 0, 0, 0]
+        _, idx = F.max_pool2d(x, tuple(a["kernel_shape"]), tuple(a.get("strides", [1, 1])),
+                              ceil_mode=bool(a.get("ceil_mode", 0)), return_indices=True)
+        N, C = x.shape[:2]
+        R = torch.zeros(N, C, x.shape[2] * x.shape[3], dtype=x.dtype)
+        R.scatter_add_(2, idx.reshape(N, C, -1), r.reshape(N, C, -1))        # winner takes all
+        return [(node.input[0], R.reshape(x.shape))]
+    if op == "BatchNormalization":
+        scale, bias, mean, var = [t.view(1, -1, 1, 1) for t in ins[1:5]]
+        a_c = scale / torch.sqrt(var + _attrs(node).get("epsilon", 1e-5))
+        c = _lrp_rule_contrib(a_c * x, rule)
+        den = _lrp_stab(out, eps) if rule == "epsilon" else c
+        return [(node.input[0], c * _lrp_div(r, den))]
+    if op in ("Relu", "LRN", "Dropout", "Identity"):
+        return [(node.input[0], r)]
+    if op in ("Flatten", "Reshape"):
+        return [(node.input[0], r.reshape(x.shape))]
+    if op == "Concat":
+        sizes = [t.shape[_attrs(node)["axis"]] for t in ins]
+        return [(n, part) for n, part in zip(node.input, torch.split(r, sizes, _attrs(node)["axis"])) if n in dep]
+    if op in ("Add", "Sub", "Mul", "Div"):
+        if len(acts) == 2:
+            assert op in ("Add", "Sub") and ins[0].shape == ins[1].shape == out.shape
+            cs = [ins[0], -ins[1] if op == "Sub" else ins[1]]
+            if rule == "epsilon":
+                s = _lrp_div(r, _lrp_stab(out, eps))
+                return [(node.input[k], cs[k] * s) for k in range(2)]
+            cs = [c.clamp(min=0) for c in cs]
+            s = _lrp_div(r, cs[0] + cs[1])
+            return [(node.input[k], cs[k] * s) for k in range(2)]
+        (k,) = acts
+        xa, other = ins[k], ins[1 - k]
+        if rule == "zplus":
+            assert xa.shape == out.shape
+            return [(node.input[k], r)]
+        c = {"Add": xa, "Sub": xa if k == 0 else -xa, "Mul": xa * other, "Div": xa / other}[op]
+        assert op != "Div" or k == 0
+        rel = c * _lrp_div(r, _lrp_stab(out, eps))
+        while rel.dim() > xa.dim():
+            rel = rel.sum(0)
+        for d in range(rel.dim()):
+            if xa.shape[d] == 1 and rel.shape[d] != 1:
+                rel = rel.sum(d, keepdim=True)
+        return [(node.input[k], rel)]
+    raise NotImplementedError("LRP reference: op %s" % op)
+
+
+def lrp_ref(interp, x, classes, rule, eps=0.0, bounds=None, dtype=torch.float64):
+    """Input relevance (N, C, H, W), the scores, and min |z| over the epsilon denominators that
+    received relevance (the sign(z) branch needs a margin in float32)."""
+    g = interp.model.graph
+    env = interp.run(torch.as_tensor(x).to(dtype), None, dtype)
+    dep = {interp.input}
+    for node in g.node:
+        if any(i in dep for i in node.input):
+            dep.update(o for o in node.output if o)
+    S = env[interp.score_value]
+    R = {interp.score_value: torch.zeros_like(S)}
+    for n, c in enumerate(classes):
+        R[interp.score_value][n, c] = S[n, c]
+    zmin = math.inf
+    for node in reversed(list(g.node)):
+        out = node.output[0]
+        if out not in R or node.op_type == "Constant":
+            continue
+        r = R[out]
+        if node.op_type not in ("Relu", "LRN", "Dropout", "Identity", "Flatten", "Reshape", "Concat", "MaxPool"):
+            live = r != 0
+            if live.any():
+                zmin = min(zmin, float(env[out][live].abs().min()))
+        for name, rel in lrp_node(node, env, dep, r, rule, eps, bounds, interp.input):
+            R[name] = R[name] + rel if name in R else rel
+    return R[interp.input], S, zmin
+
+
+def part_lrp(log):
+    root = os.path.join(HERE, "lrp")
+    meta = {"description": "tests/golden/README.md, part LRP", "epsilon": LRP_EPSILON, "nets": {}}
+    for name in LRP_NETS:
+        src = os.path.join(HERE, "nets", name)
+        interp = OnnxInterp(os.path.join(src, "model.onnx"))
+        x32 = np.load(os.path.join(src, "input.npy"))
+        classes = [int(c) for c in np.load(os.path.join(src, "classes.npy"))]
+        d = os.path.join(root, name)
+        os.makedirs(d, exist_ok=True)
+        rec = {"input": "nets/%s/input.npy" % name, "classes": classes, "files": {}}
+        cases = [("lrp_epsilon", "epsilon", LRP_EPSILON, None), ("lrp_zplus", "zplus", 0.0, None)]
+        if name in LRP_ZB_NETS:
+            bound = float(math.ceil(float(np.abs(x32).max())))
+            bounds = ([-bound] * x32.shape[1], [bound] * x32.shape[1])
+            save_npy(os.path.join(d, "zb_bounds.npy"), np.array(bounds, dtype=np.float32), "<f4")
+            cases.append(("lrp_zb_zplus", "zplus", 0.0, bounds))
+        for fname, rule, eps, bounds in cases:
+            R, S, zmin = lrp_ref(interp, x32, classes, rule, eps, bounds)
+            R32, _, _ = lrp_ref(interp, x32, classes, rule, eps, bounds, dtype=torch.float32)
+            sums = R.flatten(1).sum(1)
+            sc = torch.stack([S[n, c] for n, c in enumerate(classes)])
+            assert all(float(R[n].abs().max()) > 0 for n in range(R.shape[0])), (name, fname)
+            if rule == "zplus":      # alpha1-beta0: every relevance has the sign of S_c
+                assert all(bool((R[n] * sc[n] >= 0).all()) for n in range(R.shape[0])), (name, fname)
+            if rule == "epsilon":
+                assert zmin >= 1e-4, (name, fname, zmin)
+            save_npy(os.path.join(d, fname + ".npy"), R.numpy(), "<f8")
+            rec["files"][fname] = {
+                "rule": rule, "epsilon": eps, "zb_bounds": bounds and [bounds[0][0], bounds[1][0]],
+                "scores": [float(v) for v in sc], "relevance_sum": [float(v) for v in sums],
+                "conservation": [float(sums[n] / sc[n]) for n in range(len(classes))],
+                "max_abs": float(R.abs().max()), "min_abs_denominator_z": zmin,
+                "float32_max_rel_err": rel_diff(R32, R)}
+        meta["nets"][name] = rec
+        log("  %s: %s" % (name, json.dumps(rec)))
+    save_json(os.path.join(root, "meta.json"), meta)
+
+
 def main():
     warnings.filterwarnings("ignore", category=FutureWarning)   # torch 1.13's g.op() notice
     torch.set_num_threads(1)
@@ -924,6 +1732,12 @@ def main():
     part_a(log)
     log("Part B: SqueezeNet v1.1")
     part_b(log)
+    log("Part C: visualisation methods")
+    part_c(log)
+    log("Part D: gradient ascent on the image")
+    part_d(log)
+    log("Part LRP: layer-wise relevance propagation")
+    part_lrp(log)
     log("done")
 
 

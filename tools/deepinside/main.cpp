@@ -15,6 +15,17 @@ int main(int argc, char** argv) {
   deepinside::cli::register_predict(app, run);
   deepinside::cli::register_saliency(app, run);
   deepinside::cli::register_info(app, run);
+  deepinside::cli::register_bench(app, run);
+  deepinside::cli::register_cam(app, run);
+  deepinside::cli::register_reconstruct(app, run);
+  deepinside::cli::register_sanity(app, run);
+  deepinside::cli::register_class_model(app, run);
+  deepinside::cli::register_neuron(app, run);
+  deepinside::cli::register_invert(app, run);
+  deepinside::cli::register_dream(app, run);
+  deepinside::cli::register_lrp(app, run);
+  deepinside::cli::register_localize(app, run);
+  deepinside::cli::register_eval_localization(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,19 @@
+#pragma once
+// Winograd F(2x2, 3x3) convolution (winograd.cpp): the fast path's choice for 3x3, stride-1,
+// undilated, ungrouped convolutions with at least 16 channels in and out, forward and backward-data.
+#include <cstdint>
+
+#include "engine/op_params.h"
+
+namespace deepinside::cpu_fast {
+
+// False when the environment sets DEEPINSIDE_WINOGRAD=0 (to compare with the im2col path).
+bool winograd_enabled();
+bool winograd_applies(const ConvGeometry& g);
+int64_t winograd_workspace_floats(const ConvGeometry& g);
+// y (N,M,OH,OW) = conv(x, w) + b (b may be nullptr).
+void winograd_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g, float* ws);
+// dx (N,C,H,W) += transposed convolution of dy with w.
+void winograd_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws);
+
+}  // namespace deepinside::cpu_fast
