@@ -5,6 +5,8 @@
 # pictures take seconds; the SqueezeNet ones need ../shared and take a few minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Passive OpenMP waiting: on a shared machine libgomp's spinning makes every pass many times slower.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 bin=./build/deepinside
 out=docs/images
 tmp=$(mktemp -d)
@@ -31,7 +33,7 @@ if [ ! -d "$shared/models/squeezenet1.1" ]; then
 fi
 sq=$shared/models/squeezenet1.1/squeezenet1.1.onnx
 classes=9,130,340,948   # ostrich, flamingo, zebra, Granny Smith
-grid="--columns 4 --grid-tile 150"   # keeps each PNG under 200 KB
+grid="--columns 4 --grid-tile 140"   # keeps each PNG under 200 KB
 # The paper's settings (the defaults): plain gradient ascent on S_c from the zero image.
 $bin class-model --model $sq --class $classes $grid --quiet --out $tmp/paper
 cp $tmp/paper/grid.png $out/classmodel_squeezenet_paper.png
@@ -46,11 +48,11 @@ for objective in logprob prob; do
   cp $tmp/$objective/grid.png $out/classmodel_squeezenet_$objective.png
 done
 # Activation maximisation: channels of a middle fire module, with the regularisers.
-$bin neuron --model $sq --layer /fires.3/Concat --channel 3,40,100,200 $grid \
+$bin neuron --model $sq --layer /fires.3/Concat --channel 3,40,100,200 --columns 4 --grid-tile 120 \
   --quiet --jitter 8 --blur-every 4 --blur-sigma 0.5 --octaves 2 --steps 100 --out $tmp/neuron
 cp $tmp/neuron/grid.png $out/neuron_squeezenet_fire3.png
 # Feature inversion of eagle.jpg from four depths.
-$bin invert --model $sq --image $shared/images/eagle.jpg --grid-tile 150 --quiet \
+$bin invert --model $sq --image $shared/images/eagle.jpg --grid-tile 110 --quiet \
   --layer /Relu,/fires.1/Concat,/fires.3/Concat,/fires.7/Concat --out $tmp/invert
 cp $tmp/invert/grid.png $out/invert_squeezenet_eagle.png
 # Deep Dream on two photos, at a low and at a middle layer.
