@@ -13,53 +13,18 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/image.h"
+#include "cli_support.h"
 #include "test_support.h"
 
 namespace fs = std::filesystem;
 using namespace deepinside;
 using deepinside::test::source_path;
+using namespace deepinside::test;
 
 namespace {
 
 const std::string kModel = source_path("weights/fashion_mnist/fashion_cnn.onnx");
 const std::string kBoot = source_path("weights/fashion_mnist/samples/test0000_ankle_boot.png");
-
-struct RunResult {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("deepinside_ascent_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-RunResult run(const std::string& args, const TempDir& dir) {
-  const std::string err_file = dir / "stderr.txt";
-  const std::string command = std::string(DEEPINSIDE_BINARY) + " " + args + " 2>" + err_file;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, slurp(err_file)};
-}
 
 int count_lines(const std::string& text) { return int(std::count(text.begin(), text.end(), '\n')); }
 

@@ -19,6 +19,7 @@
 #include "engine/onnx_import.h"
 #include "engine/session.h"
 #include "engine/zoo.h"
+#include "cli_support.h"
 #include "test_support.h"
 #include "viz/diverging.h"
 #include "viz/lrp.h"
@@ -27,6 +28,7 @@ namespace fs = std::filesystem;
 using namespace deepinside;
 using deepinside::test::shared_path;
 using deepinside::test::source_path;
+using namespace deepinside::test;
 
 namespace {
 
@@ -401,53 +403,6 @@ TEST_CASE("the diverging colour map: red positive, blue negative, white zero, on
 // ---- the command line -----------------------------------------------------------------------------------
 
 namespace {
-
-struct RunResult {
-  int exit_code;
-  std::string out, err;
-};
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("deepinside_lrp_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-RunResult run(const std::string& args, const TempDir& dir) {
-  const std::string err_file = dir / "stderr.txt";
-  const std::string command = std::string(DEEPINSIDE_BINARY) + " " + args + " 2>" + err_file;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t k;
-  while ((k = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), k);
-  const int status = pclose(pipe);
-  RunResult r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out, slurp(err_file)};
-  fs::remove(err_file);
-  return r;
-}
-
-void require_clean_failure(const RunResult& r, const std::string& must_mention) {
-  INFO("stderr: " << r.err);
-  REQUIRE(r.exit_code != 0);
-  REQUIRE(r.exit_code < 128);
-  REQUIRE(r.err.find(must_mention) != std::string::npos);
-  REQUIRE(r.err.find("Aborted") == std::string::npos);
-}
 
 size_t file_count(const TempDir& dir) {
   size_t k = 0;

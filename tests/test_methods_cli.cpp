@@ -1,11 +1,6 @@
 // The visualisation subcommands end to end (saliency --method, cam, reconstruct, sanity) on the
 // project's Fashion-MNIST model and the golden nets; bad input; SmoothGrad's fixed memory, measured as
 // the peak RSS of the tool; and the SqueezeNet v1.1 sanity check (../shared).
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-
 #include <array>
 #include <cstdlib>
 #include <cstdio>
@@ -21,109 +16,23 @@
 #include "engine/npy.h"
 #include "engine/preprocess.h"
 #include "engine/session.h"
+#include "cli_support.h"
 #include "test_support.h"
 #include "viz/cam.h"
 #include "viz/layers.h"
 #include "viz/sanity.h"
 
-extern char** environ;
-
 namespace fs = std::filesystem;
 using namespace deepinside;
 using deepinside::test::shared_path;
 using deepinside::test::source_path;
+using namespace deepinside::test;
 
 namespace {
 
 const std::string kFashion = source_path("weights/fashion_mnist/fashion_cnn.onnx");
 const std::string kBoot = source_path("weights/fashion_mnist/samples/test0000_ankle_boot.png");
 const char* kSqueezeNet = "models/squeezenet1.1/squeezenet1.1.onnx";
-
-struct RunResult {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("deepinside_methods_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-// The tool's OpenMP threads wait passively unless the caller says otherwise: tests share two cores
-// (tests/CMakeLists.txt says why); the results do not depend on it.
-void passive_openmp_for_children() { setenv("OMP_WAIT_POLICY", "passive", 0); }
-
-RunResult run(const std::string& args, const TempDir& dir) {
-  passive_openmp_for_children();
-  const std::string err_file = dir / "stderr.txt";
-  const std::string command = std::string(DEEPINSIDE_BINARY) + " " + args + " 2>" + err_file;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  RunResult r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out, slurp(err_file)};
-  fs::remove(err_file);
-  return r;
-}
-
-void require_ok(const RunResult& r) {
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.exit_code == 0);
-}
-
-// Exactly one error line naming the problem, exit 1, and nothing written in dir.
-void require_clean_failure(const RunResult& r, const std::string& must_mention, const TempDir& dir) {
-  INFO("stderr: " << r.err);
-  REQUIRE(r.exit_code == 1);
-  REQUIRE(r.err.rfind("deepinside: error: ", 0) == 0);
-  REQUIRE(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-  REQUIRE(r.err.find(must_mention) != std::string::npos);
-  for (const auto& entry : fs::directory_iterator(dir.path)) {
-    INFO("unexpected file " << entry.path());
-    REQUIRE(false);
-  }
-}
-
-// Runs the tool with its output discarded and returns the exit status and peak resident set size
-// (getrusage's ru_maxrss of that child alone, through wait4), in KiB.
-std::pair<int, long> run_peak_rss(const std::vector<std::string>& args) {
-  passive_openmp_for_children();
-  std::vector<std::string> all{DEEPINSIDE_BINARY};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, all[0].c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(spawned == 0);
-  int status = 0;
-  struct rusage usage {};
-  REQUIRE(wait4(pid, &status, 0, &usage) == pid);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), usage.ru_maxrss};
-}
 
 }  // namespace
 
