@@ -14,8 +14,8 @@ import sys
 def print_tables(reports):
     """Markdown: one row per network and batch size, then the per-layer tables where present."""
     print("| network | batch | deepinside ms/image (min..max) | images/s | GFLOP/s (% of SGEMM peak) | GB/s "
-          "| PyTorch ms/image (min..max) | speed vs PyTorch | peak RSS ours / PyTorch (MB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| PyTorch ms/image (min..max) | speed vs PyTorch | peak RSS ours / PyTorch (MB) | load before / after |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for report in reports:
         for net in report["results"]:
             torch = net.get("pytorch", {})
@@ -30,10 +30,12 @@ def print_tables(reports):
                     mem = "%.0f / %.0f" % (b["peak_rss_kb"] / 1024, t["peak_rss_kb"] / 1024)
                 else:
                     torch_cell, ratio, mem = "-", "-", "%.0f / -" % (b["peak_rss_kb"] / 1024)
-                print("| %s | %d | %.1f (%.1f..%.1f) | %.1f | %.0f (%.0f%%) | %.1f | %s | %s | %s |" % (
+                load = "%.1f / %.1f" % (net["loadavg_1min_before"], net["loadavg_1min_after"]) \
+                    if "loadavg_1min_before" in net else "-"
+                print("| %s | %d | %.1f (%.1f..%.1f) | %.1f | %.0f (%.0f%%) | %.1f | %s | %s | %s | %s |" % (
                     net["net"], b["batch"], b["ms_per_image"], b["ms_per_image_min"], b["ms_per_image_max"],
                     b["images_per_s"], b["gflops"], 100 * b["fraction_of_gemm_peak"], b["gbps"], torch_cell, ratio,
-                    mem))
+                    mem, load))
     for report in reports:
         peak = report["machine"]["gemm_gflops"]
         for net in report["results"]:
