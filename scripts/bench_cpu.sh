@@ -3,7 +3,8 @@
 # breakdown), 16 and 64 for the four networks, ours and PyTorch's in the same invocation (one
 # invocation per network and batch size), then the plot and the Markdown tables.
 #   bash scripts/bench_cpu.sh                 # all of it (~15 minutes on a quiet 2-core machine)
-#   bash scripts/bench_cpu.sh 1 16 64 plot    # or some of the steps
+#   bash scripts/bench_cpu.sh 1 16 64 plot    # or some of the steps; 'merge' turns rounds of
+#                                             # step 1 kept in $OUT/b1_rounds/<round>/ into medians
 # Environment: BIN (default build/deepinside), OUT (default docs/bench), NETS (default the four),
 # PRIORITY (a command prefix for each invocation, e.g. "chrt -f 10": see docs/benchmarks.md on
 # measuring on a shared machine), PAUSE (seconds between invocations, default 0).
@@ -23,11 +24,23 @@ for step in "${steps[@]}"; do
     1) args=(--batch 1 --repeat 7 --layers) ;;
     16) args=(--batch 16 --repeat 3) ;;
     64) args=(--batch 64 --repeat 2) ;;
-    plot)
-      /usr/bin/python3 tools/plot_bench.py "$OUT"/cpu_b1_*.json "$OUT"/cpu_b16_*.json "$OUT"/cpu_b64_*.json \
-        --out docs/images/bench_cpu.png --table > "$OUT"/cpu_tables.md
+    merge)  # batch-1 rounds in $OUT/b1_rounds/*/ (one bench_cpu.sh 1 each) -> medians
+      files=()
+      for net in $NETS; do files+=("$OUT"/b1_rounds/*/cpu_b1_"$(basename "$net" .onnx)".json); done
+      /usr/bin/python3 tools/bench_rounds.py "${files[@]}" --out "$OUT"/cpu_b1_rounds_merged.json
       continue ;;
-    *) echo "bench_cpu.sh: unknown step '$step' (1, 16, 64, plot)" >&2; exit 1 ;;
+    plot)  # batch 1 from the merged rounds where present, else the single run; nets in NETS order
+      files=()
+      for b in 1 16 64; do
+        if [ "$b" = 1 ] && [ -f "$OUT"/cpu_b1_rounds_merged.json ]; then files+=("$OUT"/cpu_b1_rounds_merged.json); continue; fi
+        for net in $NETS; do
+          f="$OUT/cpu_b${b}_$(basename "$net" .onnx).json"
+          [ -f "$f" ] && files+=("$f")
+        done
+      done
+      /usr/bin/python3 tools/plot_bench.py "${files[@]}" --out docs/images/bench_cpu.png --table > "$OUT"/cpu_tables.md
+      continue ;;
+    *) echo "bench_cpu.sh: unknown step '$step' (1, 16, 64, merge, plot)" >&2; exit 1 ;;
   esac
   for net in $NETS; do
     name=$(basename "$net" .onnx)
