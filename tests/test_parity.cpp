@@ -534,6 +534,12 @@ TEST_CASE("parity: Gemm (fully connected), batch 1 GEMV and batch > 1 GEMM", "[p
       {"batch 64, two B panels", 64, 100, 520, true, {100}, 1.0f, 1.0f},
       {"batch 16, B not transposed", 16, 45, 77, false, {45}, 1.0f, 1.0f},
       {"batch 3, tiny", 3, 10, 7, true, {}, 1.0f, 1.0f},
+      // More batch sizes with transB (nn.Linear's layout): K off any vector width, odd N, each bias kind.
+      {"batch 16, transB, K with a tail", 16, 33, 1031, true, {33}, 1.0f, 1.0f},
+      {"batch 17, transB, last group of 1", 17, 29, 64, true, {29}, 0.5f, 1.0f},
+      {"batch 23, transB, scalar bias", 23, 50, 300, true, {1}, 1.0f, 2.0f},
+      {"batch 32, transB, no bias", 32, 64, 200, true, {}, 1.0f, 1.0f},
+      {"batch 33, transB: the GEMM path again", 33, 40, 100, true, {40}, 1.0f, 1.0f},
   };
   for (const GemmCase& c : cases) check_gemm(c, rng);
 }
