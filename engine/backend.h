@@ -25,6 +25,14 @@ BackwardRule parse_rule(const std::string& name);  // throws Error on an unknown
 struct NodeSaved {
   IndexTensor switches;  // MaxPool: (N,C,OH,OW) index h*W+w of the chosen input in its plane
   Tensor scale;          // LRN: (N,C,...) the denominator base k + alpha/n * sum x^2
+  // A backend's own form of the node's constant inputs, made once at plan time by
+  // Backend::prepare_constants (cpu: the Winograd transform of 3x3 conv weights, (16,M,C)); empty
+  // if none. Valid only for the tensor it was made from (prepared_from) while that tensor holds the
+  // values it held then (prepared_fingerprint, a hash of sampled values); a call with other weights
+  // (LRP's z+ variants) ignores it.
+  Tensor prepared;
+  const Tensor* prepared_from = nullptr;
+  uint64_t prepared_fingerprint = 0;
 };
 
 class Backend {
@@ -36,6 +44,13 @@ class Backend {
   // Allocates node's saved state for these shapes (plan time, never inside a pass).
   virtual void plan_saved(const Node& node, std::span<const Shape* const> input_shapes,
                           const Shape& output_shape, NodeSaved& saved) = 0;
+
+  // Prepares the node's constant inputs in the backend's own form, once per Session at plan time,
+  // after plan_saved (in: the bound inputs, is_constant[i] for each). The Session's contract: the
+  // constants a session was planned with do not change in place while it runs (viz/sanity plans a
+  // new session after randomising weights). Default: nothing to prepare.
+  virtual void prepare_constants(const Node& node, std::span<const Tensor* const> in,
+                                 std::span<const bool> is_constant, NodeSaved& saved) {}
 
   // out = op(in). in[i] is nullptr for an omitted optional input.
   virtual void forward(const Node& node, std::span<const Tensor* const> in, Tensor& out,

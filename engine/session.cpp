@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 
 #include "engine/error.h"
 #include "engine/shape_inference.h"
@@ -77,11 +78,19 @@ Session::Session(const Graph& graph, Backend& backend, const Shape& input_shape)
     const Node& node = graph.nodes()[n];
     NodeBinding& b = bindings_[n];
     in_shapes.clear();
-    for (int in : node.inputs) {
+    const size_t n_in = node.inputs.size();
+    std::unique_ptr<bool[]> is_constant(new bool[n_in]);  // (a vector<bool> has no span)
+    bool any_constant = false;
+    for (size_t i = 0; i < n_in; ++i) {
+      const int in = node.inputs[i];
       b.in.push_back(in < 0 ? nullptr : &value(in));
       in_shapes.push_back(in < 0 ? nullptr : &shapes_[in]);
+      is_constant[i] = in >= 0 && graph.value(in).is_constant();
+      any_constant = any_constant || is_constant[i];
     }
     backend.plan_saved(node, in_shapes, shapes_[node.outputs[0]], saved_[n]);
+    if (any_constant)
+      backend.prepare_constants(node, b.in, std::span<const bool>(is_constant.get(), n_in), saved_[n]);
   }
 }
 

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -205,6 +206,25 @@ void check_conv(const ConvCase& c, std::mt19937_64& rng) {
   dx.require_guards("conv backward dx");
   ws.require_guards("conv backward workspace");
   require_close("conv backward (adds into dx)", dx.data(), ref_dx, gemm_tol(k_bwd));
+
+  if (fast::winograd_applies(g)) {
+    // With the weights transformed beforehand (as the backend does at plan time): w is all NaN
+    // here, so any read of w instead of u would show.
+    Guarded<float> u(size_t(fast::winograd_weight_floats(g)));
+    fast::winograd_transform_weights(u.data(), w.data(), g);
+    u.require_guards("winograd transformed weights");
+    const std::vector<float> w_nan(nw, std::numeric_limits<float>::quiet_NaN());
+    Guarded<float> y_u(ny);
+    fast::conv2d_forward(y_u.data(), x.data(), w_nan.data(), b.data(), g, ws.data(), u.data());
+    y_u.require_guards("conv forward y (prepared weights)");
+    require_close("conv forward (prepared weights)", y_u.data(), ref_y, gemm_tol(k_fwd));
+    Guarded<float> dx_u(nx);
+    std::copy(dx0.begin(), dx0.end(), dx_u.data());
+    fast::conv2d_backward_input(dx_u.data(), dy.data(), w_nan.data(), g, ws.data(), u.data());
+    dx_u.require_guards("conv backward dx (prepared weights)");
+    ws.require_guards("conv workspace (prepared weights)");
+    require_close("conv backward (prepared weights)", dx_u.data(), ref_dx, gemm_tol(k_bwd));
+  }
 
   std::vector<Tensor> consts;
   consts.push_back(to_tensor(w, w_shape));
@@ -442,6 +462,68 @@ TEST_CASE("parity: Conv, fast path vs reference, over a sweep of geometries", "[
   fast::set_conv_chunk_floats(saved);
 }
 
+TEST_CASE("parity: Winograd weights prepared at plan time follow the weights the node is run with",
+          "[parity][conv][winograd]") {
+  std::mt19937_64 rng(48);
+  ConvParams p;
+  p.window = window({1, 1}, {1, 1, 1, 1});
+  const Shape x_shape{1, 24, 29, 30}, w_shape{20, 24, 3, 3};
+  const ConvGeometry geo = conv_geometry(p, x_shape, w_shape);
+  if (!fast::winograd_applies(geo)) {
+    WARN("SKIPPED: DEEPINSIDE_WINOGRAD=0 turns the Winograd path off");
+    return;
+  }
+  std::vector<Tensor> consts;
+  consts.push_back(to_tensor(random_floats(rng, size_t(shape_numel(w_shape))), w_shape));
+  consts.push_back(to_tensor(random_floats(rng, 20), Shape{20}));
+  Graph g = one_node_graph(OpKind::Conv, p, x_shape, std::move(consts));
+  const int w_id = g.nodes()[0].inputs[1], y_id = g.outputs()[0];
+  const Tensor x = to_tensor(random_floats(rng, size_t(shape_numel(x_shape))), x_shape);
+  const Tensor seed = to_tensor(random_floats(rng, size_t(20) * geo.OH * geo.OW), {1, 20, geo.OH, geo.OW});
+  auto fast_backend = make_backend("cpu"), ref_backend = make_backend("cpu-reference");
+  const int64_t k = 24 * 9;
+
+  // y and dx of the reference on the graph's current weights.
+  auto reference = [&](Vec& y, Vec& dx) {
+    Session r(g, *ref_backend, x_shape);
+    r.forward(x);
+    y = to_double(r.value(y_id).data(), size_t(r.value(y_id).numel()));
+    const Tensor& d = r.backward_input(y_id, seed, BackwardRule::gradient);
+    dx = to_double(d.data(), size_t(d.numel()));
+  };
+  Session s(g, *fast_backend, x_shape);
+  REQUIRE(s.saved(0).prepared.numel() == 16 * 20 * 24);  // made at plan time
+  Vec ref_y, ref_dx;
+  reference(ref_y, ref_dx);
+  s.forward(x);
+  require_close("prepared weights: forward", s.value(y_id).data(), ref_y, gemm_tol(k));
+  require_close("prepared weights: backward", s.backward_input(y_id, seed, BackwardRule::gradient).data(), ref_dx,
+                gemm_tol(k));
+
+  // Weights redrawn in place after planning (against the Session's contract, but what a careless
+  // caller does): the fingerprint no longer matches, so the node transforms the new weights per call.
+  Tensor& w = *g.value(w_id).constant;
+  const auto redrawn = random_floats(rng, size_t(w.numel()));
+  std::copy(redrawn.begin(), redrawn.end(), w.data());
+  reference(ref_y, ref_dx);
+  s.forward(x);
+  require_close("weights changed in place: forward", s.value(y_id).data(), ref_y, gemm_tol(k));
+  require_close("weights changed in place: backward", s.backward_input(y_id, seed, BackwardRule::gradient).data(),
+                ref_dx, gemm_tol(k));
+
+  // Other weights passed to the node with its saved state (viz/lrp's z+ variants): they are used.
+  Session s2(g, *fast_backend, x_shape);
+  s2.forward(x);
+  const Tensor other = to_tensor(random_floats(rng, size_t(w.numel())), w_shape);
+  const std::vector<const Tensor*> in{&x, &other, &*g.value(g.nodes()[0].inputs[2]).constant};
+  Tensor dx_other(x_shape);
+  const std::vector<Tensor*> grad_in{&dx_other, nullptr, nullptr};
+  fast_backend->backward_input(g.nodes()[0], BackwardRule::gradient, in, s2.value(y_id), seed, grad_in, s2.saved(0));
+  std::copy(other.data(), other.data() + other.numel(), w.data());
+  reference(ref_y, ref_dx);
+  require_close("other weights than the prepared ones", dx_other.data(), ref_dx, gemm_tol(k));
+}
+
 TEST_CASE("parity: Gemm (fully connected), batch 1 GEMV and batch > 1 GEMM", "[parity][gemm]") {
   std::mt19937_64 rng(42);
   const GemmCase cases[] = {
@@ -452,6 +534,12 @@ TEST_CASE("parity: Gemm (fully connected), batch 1 GEMV and batch > 1 GEMM", "[p
       {"batch 64, two B panels", 64, 100, 520, true, {100}, 1.0f, 1.0f},
       {"batch 16, B not transposed", 16, 45, 77, false, {45}, 1.0f, 1.0f},
       {"batch 3, tiny", 3, 10, 7, true, {}, 1.0f, 1.0f},
+      // More batch sizes with transB (nn.Linear's layout): K off any vector width, odd N, each bias kind.
+      {"batch 16, transB, K with a tail", 16, 33, 1031, true, {33}, 1.0f, 1.0f},
+      {"batch 17, transB, last group of 1", 17, 29, 64, true, {29}, 0.5f, 1.0f},
+      {"batch 23, transB, scalar bias", 23, 50, 300, true, {1}, 1.0f, 2.0f},
+      {"batch 32, transB, no bias", 32, 64, 200, true, {}, 1.0f, 1.0f},
+      {"batch 33, transB: the GEMM path again", 33, 40, 100, true, {40}, 1.0f, 1.0f},
   };
   for (const GemmCase& c : cases) check_gemm(c, rng);
 }

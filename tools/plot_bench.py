@@ -14,8 +14,8 @@ import sys
 def print_tables(reports):
     """Markdown: one row per network and batch size, then the per-layer tables where present."""
     print("| network | batch | deepinside ms/image (min..max) | images/s | GFLOP/s (% of SGEMM peak) | GB/s "
-          "| PyTorch ms/image (min..max) | speed vs PyTorch | peak RSS ours / PyTorch (MB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| PyTorch ms/image (min..max) | speed vs PyTorch | peak RSS ours / PyTorch (MB) | load before / after |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for report in reports:
         for net in report["results"]:
             torch = net.get("pytorch", {})
@@ -30,10 +30,14 @@ def print_tables(reports):
                     mem = "%.0f / %.0f" % (b["peak_rss_kb"] / 1024, t["peak_rss_kb"] / 1024)
                 else:
                     torch_cell, ratio, mem = "-", "-", "%.0f / -" % (b["peak_rss_kb"] / 1024)
-                print("| %s | %d | %.1f (%.1f..%.1f) | %.1f | %.0f (%.0f%%) | %.1f | %s | %s | %s |" % (
+                load = "-"
+                if "loadavg_1min_before" in net:  # merged rounds (tools/bench_rounds.py) give min..max
+                    load = ("%.1f..%.1f" if "load_note" in net else "%.1f / %.1f") % (
+                        net["loadavg_1min_before"], net["loadavg_1min_after"])
+                print("| %s | %d | %.1f (%.1f..%.1f) | %.1f | %.0f (%.0f%%) | %.1f | %s | %s | %s | %s |" % (
                     net["net"], b["batch"], b["ms_per_image"], b["ms_per_image_min"], b["ms_per_image_max"],
                     b["images_per_s"], b["gflops"], 100 * b["fraction_of_gemm_peak"], b["gbps"], torch_cell, ratio,
-                    mem))
+                    mem, load))
     for report in reports:
         peak = report["machine"]["gemm_gflops"]
         for net in report["results"]:
@@ -74,13 +78,14 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = []  # (net, batch, ours ms, torch ms or None)
+    rows = []  # (net, batch, ours ms, torch ms or None, speedup or None)
     machine = None
     for report in reports:
         machine = machine or report.get("machine", {})
         for net in report["results"]:
             for b in net["batches"]:
-                rows.append((net["net"], b["batch"], b["ms_per_image"], b.get("pytorch_ms_per_image")))
+                rows.append((net["net"], b["batch"], b["ms_per_image"], b.get("pytorch_ms_per_image"),
+                             b.get("speedup_vs_pytorch")))
     if not rows:
         sys.exit("plot_bench: no results")
 
@@ -98,16 +103,18 @@ def main():
             match = [r for r in rows if r[0] == net and r[1] == batch]
             if not match:
                 continue
-            _, _, ours, torch_ms = match[0]
+            _, _, ours, torch_ms, speedup = match[0]
+            # The bench's own ratio (for merged rounds: the median of the rounds' ratios, as in the table).
+            ratio = speedup if speedup else (torch_ms / ours if torch_ms else None)
             x = ni + (2 * bi) * width - 0.4 + width / 2
             ax_t.bar(x, ours, width, color=colors_ours[bi % 3], label="deepinside, batch %d" % batch if ni == 0 else None)
             if torch_ms:
                 ax_t.bar(x + width, torch_ms, width, color=colors_torch[bi % 3],
                          label="PyTorch, batch %d" % batch if ni == 0 else None)
-                ax_r.bar(ni + bi * (0.8 / len(batches)) - 0.4 + 0.4 / len(batches), torch_ms / ours,
+                ax_r.bar(ni + bi * (0.8 / len(batches)) - 0.4 + 0.4 / len(batches), ratio,
                          0.8 / len(batches), color=colors_ours[bi % 3], label="batch %d" % batch if ni == 0 else None)
-                ax_r.text(ni + bi * (0.8 / len(batches)) - 0.4 + 0.4 / len(batches), torch_ms / ours,
-                          "%.2f" % (torch_ms / ours), ha="center", va="bottom", fontsize=8)
+                ax_r.text(ni + bi * (0.8 / len(batches)) - 0.4 + 0.4 / len(batches), ratio,
+                          "%.2f" % ratio, ha="center", va="bottom", fontsize=8)
     ax_t.set_yscale("log")
     ax_t.set_xticks(range(len(nets)))
     ax_t.set_xticklabels(nets)

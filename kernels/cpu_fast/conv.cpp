@@ -150,8 +150,9 @@ int64_t conv_workspace_floats(const ConvGeometry& g) {
   return winograd_applies(g) ? std::max(direct, winograd_workspace_floats(g)) : direct;
 }
 
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g, float* ws) {
-  if (winograd_applies(g)) return winograd_forward(y, x, w, b, g, ws);
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g, float* ws,
+                    const float* winograd_u) {
+  if (winograd_applies(g)) return winograd_forward(y, x, w, winograd_u, b, g, ws);
   const Sizes s = sizes_of(g);
   const int threads = thread_count();
   float* apack = ws;
@@ -196,8 +197,9 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
     }
 }
 
-void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws) {
-  if (winograd_applies(g)) return winograd_backward_input(dx, dy, w, g, ws);
+void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws,
+                           const float* winograd_u) {
+  if (winograd_applies(g)) return winograd_backward_input(dx, dy, w, winograd_u, g, ws);
   const Sizes s = sizes_of(g);
   const int threads = thread_count();
   float* apack = ws;

@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "kernels/cpu_fast/ops.h"
+#include "kernels/cpu_fast/winograd.h"
 
 namespace deepinside::cpu_fast {
 
@@ -38,6 +39,26 @@ const Shape* optional_shape(std::span<const Shape* const> shapes, size_t i) {
   return shapes.size() > i ? shapes[i] : nullptr;
 }
 
+// A hash of 64 values sampled evenly across t (and its size): cheap enough for every call, and it
+// changes when a layer's weights are redrawn or replaced in place (viz/sanity does that).
+uint64_t fingerprint(const Tensor& t) {
+  uint64_t h = 1469598103934665603ull ^ uint64_t(t.numel());
+  const int64_t n = t.numel();
+  for (int64_t s = 0; s < 64 && n > 0; ++s) {
+    uint32_t bits;
+    std::memcpy(&bits, t.data() + s * (n - 1) / 63, sizeof bits);
+    h = (h ^ bits) * 1099511628211ull;
+  }
+  return h;
+}
+
+// The plan-time Winograd transform of w, if saved holds one made from this very tensor and values.
+const float* prepared_weights(const NodeSaved& saved, const Tensor* w) {
+  if (saved.prepared.empty() || saved.prepared_from != w || saved.prepared_fingerprint != fingerprint(*w))
+    return nullptr;
+  return saved.prepared.data();
+}
+
 }  // namespace
 
 void CpuFastBackend::FreeDeleter::operator()(float* p) const { std::free(p); }
@@ -69,6 +90,17 @@ void CpuFastBackend::plan_saved(const Node& node, std::span<const Shape* const> 
   }
 }
 
+void CpuFastBackend::prepare_constants(const Node& node, std::span<const Tensor* const> in,
+                                       std::span<const bool> is_constant, NodeSaved& saved) {
+  if (node.kind != OpKind::Conv || in.size() < 2 || !is_constant[1]) return;
+  const ConvGeometry g = conv_geometry(std::get<ConvParams>(node.params), in[0]->shape(), in[1]->shape());
+  if (!winograd_applies(g)) return;
+  saved.prepared = Tensor({16, g.M, g.C});  // U_xi (M x C) for the 16 positions of the 4x4 tile
+  winograd_transform_weights(saved.prepared.data(), in[1]->data(), g);
+  saved.prepared_from = in[1];
+  saved.prepared_fingerprint = fingerprint(*in[1]);
+}
+
 float* CpuFastBackend::workspace(int64_t floats, const Node& node) {
   require(floats <= workspace_size_, "backend 'cpu': node '" + node.name + "' needs " + std::to_string(floats) +
                                          " floats of workspace, " + std::to_string(workspace_size_) +
@@ -84,7 +116,7 @@ void CpuFastBackend::forward(const Node& node, std::span<const Tensor* const> in
       const ConvGeometry g = conv_geometry(std::get<ConvParams>(node.params), x.shape(), in[1]->shape());
       float* ws = workspace(conv_workspace_floats(g), node);
       const Tensor* b = in.size() > 2 ? in[2] : nullptr;
-      conv2d_forward(y, x.data(), in[1]->data(), b ? b->data() : nullptr, g, ws);
+      conv2d_forward(y, x.data(), in[1]->data(), b ? b->data() : nullptr, g, ws, prepared_weights(saved, in[1]));
       return;
     }
     case OpKind::Relu: relu_forward(y, x.data(), x.numel()); return;
@@ -128,7 +160,9 @@ void CpuFastBackend::backward_input(const Node& node, BackwardRule rule, std::sp
     case OpKind::Conv: {
       require(grad_in.size() < 2 || !grad_in[1], "Conv (node '" + node.name + "'): weights must be constants");
       const ConvGeometry g = conv_geometry(std::get<ConvParams>(node.params), x.shape(), in[1]->shape());
-      if (dx) conv2d_backward_input(dx, dy, in[1]->data(), g, workspace(conv_workspace_floats(g), node));
+      if (dx)
+        conv2d_backward_input(dx, dy, in[1]->data(), g, workspace(conv_workspace_floats(g), node),
+                              prepared_weights(saved, in[1]));
       return;
     }
     case OpKind::Relu:

@@ -19,6 +19,9 @@ class CpuFastBackend final : public Backend {
   bool supports(OpKind kind) const override { return reference_.supports(kind); }
   void plan_saved(const Node& node, std::span<const Shape* const> input_shapes, const Shape& output_shape,
                   NodeSaved& saved) override;
+  // Conv weights of 3x3 layers on the Winograd path: transformed once here, not in every pass.
+  void prepare_constants(const Node& node, std::span<const Tensor* const> in, std::span<const bool> is_constant,
+                         NodeSaved& saved) override;
   void forward(const Node& node, std::span<const Tensor* const> in, Tensor& out, NodeSaved& saved) override;
   void backward_input(const Node& node, BackwardRule rule, std::span<const Tensor* const> in, const Tensor& out,
                       const Tensor& grad_out, std::span<Tensor* const> grad_in, const NodeSaved& saved) override;

@@ -23,9 +23,13 @@ void set_conv_chunk_floats(int64_t floats);
 // Floats of workspace conv2d_forward / conv2d_backward_input need for this geometry.
 int64_t conv_workspace_floats(const ConvGeometry& g);
 // y (N,M,OH,OW) = conv(x (N,C,H,W), w (M,C/group,KH,KW)) + b (M, may be nullptr).
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g, float* ws);
+// winograd_u: w's Winograd transform made at plan time (winograd.h), or nullptr; read only where
+// winograd_applies(g).
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g, float* ws,
+                    const float* winograd_u = nullptr);
 // dx (N,C,H,W) += transposed convolution of dy (N,M,OH,OW) with w.
-void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws);
+void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws,
+                           const float* winograd_u = nullptr);
 
 // ---- fully connected (fc.cpp): Gemm nodes Y = alpha * A op(B) + beta * c ----------------------
 // Handles what conv nets use: A (M,K) not transposed, B (K,N) or transposed (N,K) constant, c absent

@@ -301,20 +301,30 @@ int64_t winograd_workspace_floats(const ConvGeometry& g) {
          std::max(image_floats(g.C, g.M, forward_plane(g)), image_floats(g.M, g.C, backward_plane(g)));
 }
 
-void winograd_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g, float* ws) {
-  float* u = ws;
-  float* rest = ws + 16 * int64_t(g.M) * g.C;
-  transform_weights(u, w, g.M, g.C);
+int64_t winograd_weight_floats(const ConvGeometry& g) { return 16 * int64_t(g.M) * g.C; }
+
+void winograd_transform_weights(float* u, const float* w, const ConvGeometry& g) { transform_weights(u, w, g.M, g.C); }
+
+void winograd_forward(float* y, const float* x, const float* w, const float* u, const float* b, const ConvGeometry& g,
+                      float* ws) {
+  float* rest = ws + winograd_weight_floats(g);
+  if (!u) {
+    transform_weights(ws, w, g.M, g.C);
+    u = ws;
+  }
   const Plane p = forward_plane(g);
   for (int n = 0; n < g.N; ++n)
     winograd_image(y + int64_t(n) * g.M * g.OH * g.OW, x + int64_t(n) * g.C * g.H * g.W, u, false, b, g.C, g.M, p,
                    false, rest);
 }
 
-void winograd_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws) {
-  float* u = ws;
-  float* rest = ws + 16 * int64_t(g.M) * g.C;
-  transform_weights(u, w, g.M, g.C);  // U (M x C) per xi; read flipped and transposed below
+void winograd_backward_input(float* dx, const float* dy, const float* w, const float* u, const ConvGeometry& g,
+                             float* ws) {
+  float* rest = ws + winograd_weight_floats(g);
+  if (!u) {
+    transform_weights(ws, w, g.M, g.C);  // U (M x C) per xi; read flipped and transposed below
+    u = ws;
+  }
   const Plane p = backward_plane(g);
   for (int n = 0; n < g.N; ++n)
     winograd_image(dx + int64_t(n) * g.C * g.H * g.W, dy + int64_t(n) * g.M * g.OH * g.OW, u, true, nullptr, g.M, g.C,

@@ -71,6 +71,15 @@ std::vector<int> parse_batches(const std::string& text) {
   return out;
 }
 
+// The 1-minute load average (/proc/loadavg; -1 where unreadable): the machine is shared, and a
+// figure taken while other processes held the cores is slower and noisier, so each net's record
+// says what the load was before and after it ran.
+double read_loadavg_1min() {
+  std::ifstream f("/proc/loadavg");
+  double v = -1;
+  return f >> v ? v : -1;
+}
+
 // VmHWM (peak resident set) of this process in KiB; reset_hwm() lowers it to the current RSS.
 int64_t read_hwm_kb() {
   std::ifstream f("/proc/self/status");
@@ -343,7 +352,8 @@ void run_bench(const BenchFlags& f0) {
 
     json net_json{{"net", net.name}, {"source", net.source}, {"backend", backend->name()},
                   {"gflop_per_image", (work.flop_fwd + work.flop_bwd) / 1e9},
-                  {"weights", g.parameter_count()}, {"batches", json::array()}};
+                  {"weights", g.parameter_count()}, {"batches", json::array()},
+                  {"loadavg_1min_before", read_loadavg_1min()}};
     std::vector<double> ours_median;
     for (int batch : batches) {
       const bool hwm_reset = reset_hwm();
@@ -441,6 +451,9 @@ void run_bench(const BenchFlags& f0) {
         }
       }
     }
+    net_json["loadavg_1min_after"] = read_loadavg_1min();
+    std::cout << "  load average (1 min) before / after this net: " << fmt(net_json["loadavg_1min_before"].get<double>(), 2)
+              << " / " << fmt(net_json["loadavg_1min_after"].get<double>(), 2) << "\n";
     report["results"].push_back(net_json);
   }
   if (!f.json_path.empty()) {
