@@ -74,7 +74,8 @@ def main():
 
     rows = []
     for fg, bg in ([(0.95, 0.3), (0.9, 0.3)] if args.quick else
-                   [(0.95, 0.3), (0.9, 0.3), (0.98, 0.3), (0.95, 0.5), (0.95, 0.1), (0.8, 0.5)]):
+                   [(0.95, 0.3), (0.9, 0.3), (0.98, 0.3), (0.95, 0.5), (0.95, 0.1), (0.8, 0.5), (0.97, 0.5),
+                    (0.98, 0.4), (0.98, 0.5), (0.98, 0.6), (0.99, 0.3), (0.99, 0.4), (0.99, 0.5), (0.995, 0.3)]):
         rows.append((fg, bg, *ev("graphcut", ["--fg-quantile", str(fg), "--bg-quantile", str(bg)])))
     table("graphcut: seed quantiles (the paper: 0.95 and 0.30)", ["fg quantile", "bg quantile"], rows)
 

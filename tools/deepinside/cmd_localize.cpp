@@ -222,7 +222,7 @@ struct EvalFlags {
   viz::GraphCutOptions graphcut;
   // The baselines' thresholds: the best on the validation split (docs/tune_localisation.py; never the test
   // images), so that GraphCut is compared with each baseline at its best, not at a guess.
-  viz::ThresholdBoxOptions saliency_box{0.7, 14.0}, cam_box{0.4, 0.0};
+  viz::ThresholdBoxOptions saliency_box{0.7, 14.0}, cam_box{0.35, 0.0};
   CLI::Option* methods_opt = nullptr;
 };
 
