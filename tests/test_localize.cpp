@@ -593,7 +593,7 @@ std::vector<LabelledImage> write_rectangle_scenes(const TempDir& dir, int n) {
 
 }  // namespace
 
-TEST_CASE("eval-localization: the metric recomputed from the per-image boxes; boxing every rank changes nothing",
+TEST_CASE("eval-localization: the metric recomputed from the per-image boxes, and boxing every rank changes nothing",
           "[localize][cli][metric]") {
   TempDir dir;
   std::vector<LabelledImage> truth = write_rectangle_scenes(dir, 12);
