@@ -554,6 +554,12 @@ TEST_CASE("localize: an output folder that is missing, bad flag syntax: no file 
                         "does not exist");
   require_clean_failure(run(base + " --out " + (dir / "missing/o.json"), dir), "does not exist");
   require_no_files_but(dir, {});
+  // A write that fails after others succeeded (the overlay's path is a folder): those are removed again.
+  fs::create_directory(dir / "a_folder");
+  require_clean_failure(run(base + " --out " + (dir / "o.json") + " --overlay " + (dir / "a_folder"), dir),
+                        "cannot write");
+  require_no_files_but(dir, {"a_folder"});
+  fs::remove(dir / "a_folder");
   // Flag syntax is CLI11's to check: a non-zero exit, the flag named, nothing written.
   const std::vector<std::pair<std::string, std::string>> bad = {
       {" --bogus", "--bogus"}, {" --gamma many", "--gamma"}, {" --neighbours 4.5", "--neighbours"}, {" --class", "--class"}};
