@@ -24,13 +24,13 @@ def evaluate(binary, data, method, flags):
 
 
 def table(title, header, rows):
-    print(f"\n{title}\n")
+    print(f"\n{title}\n", flush=True)
     print("| " + " | ".join(header) + " | top-1 error | top-5 error |")
     print("|" + "---|" * (len(header) + 2))
     best = min(rows, key=lambda r: (r[-1], r[-2]))
     for r in rows:
         mark = " **(best)**" if r is best else ""
-        print("| " + " | ".join(str(v) for v in r[:-2]) + f" | {r[-2]:.3f} | {r[-1]:.3f}{mark} |")
+        print("| " + " | ".join(str(v) for v in r[:-2]) + f" | {r[-2]:.3f} | {r[-1]:.3f}{mark} |", flush=True)
     return best
 
 
@@ -40,23 +40,28 @@ def main():
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--data", default=os.path.join(ROOT, "out", "localisation", "val"))
     ap.add_argument("--quick", action="store_true", help="fewer settings")
+    ap.add_argument("--only", choices=["saliency", "cam", "graphcut"], help="one family of sweeps")
     args = ap.parse_args()
     if not os.path.exists(os.path.join(args.data, "ground_truth.json")):
         subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_fashion_scenes.py"), "--out", args.data,
                         "--count", str(args.count), "--split", "val", "--seed", "1"], check=True)
     ev = lambda method, flags: evaluate(args.binary, args.data, method, flags)  # noqa: E731
 
-    rows = []
-    for t in ([0.3, 0.5] if args.quick else [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]):
-        for b in ([0, 4, 8] if args.quick else [0, 2, 4, 6, 8, 10]):
-            rows.append((t, b, *ev("saliency-threshold", ["--saliency-threshold", str(t), "--saliency-blur", str(b)])))
-    table("saliency-threshold: fraction of the blurred map's maximum x blur sigma (pixels)",
-          ["threshold", "blur"], rows)
-
-    for method in ("cam", "gradcam"):
-        rows = [(t, *ev(method, ["--cam-threshold", str(t)]))
-                for t in ([0.2, 0.4] if args.quick else [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])]
-        table(f"{method}: fraction of the map's maximum", ["threshold"], rows)
+    if args.only in (None, "saliency"):
+        # The grid reaches far enough that the best setting lies inside it, not on its edge.
+        rows = []
+        for t in ([0.3, 0.6] if args.quick else [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]):
+            for b in ([0, 4, 10] if args.quick else [0, 2, 4, 6, 8, 10, 12, 14, 16, 20]):
+                rows.append((t, b, *ev("saliency-threshold", ["--saliency-threshold", str(t), "--saliency-blur", str(b)])))
+        table("saliency-threshold: fraction of the blurred map's maximum x blur sigma (pixels)",
+              ["threshold", "blur"], rows)
+    if args.only in (None, "cam"):
+        for method in ("cam", "gradcam"):
+            rows = [(t, *ev(method, ["--cam-threshold", str(t)]))
+                    for t in ([0.2, 0.4] if args.quick else [0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7])]
+            table(f"{method}: fraction of the map's maximum", ["threshold"], rows)
+    if args.only not in (None, "graphcut"):
+        return
 
     rows = []
     for n in (4, 8):
@@ -69,7 +74,8 @@ def main():
 
     rows = []
     for fg, bg in ([(0.95, 0.3), (0.9, 0.3)] if args.quick else
-                   [(0.95, 0.3), (0.9, 0.3), (0.98, 0.3), (0.95, 0.5), (0.95, 0.1), (0.8, 0.5)]):
+                   [(0.95, 0.3), (0.9, 0.3), (0.98, 0.3), (0.95, 0.5), (0.95, 0.1), (0.8, 0.5), (0.97, 0.5),
+                    (0.98, 0.4), (0.98, 0.5), (0.98, 0.6), (0.99, 0.3), (0.99, 0.4), (0.99, 0.5), (0.995, 0.3)]):
         rows.append((fg, bg, *ev("graphcut", ["--fg-quantile", str(fg), "--bg-quantile", str(bg)])))
     table("graphcut: seed quantiles (the paper: 0.95 and 0.30)", ["fg quantile", "bg quantile"], rows)
 

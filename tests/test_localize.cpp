@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 
@@ -540,4 +541,165 @@ TEST_CASE("eval-localization: bad data gives one message and exit 1", "[localize
   CHECK(j["classification"]["top1_error"] == 0.0);
   CHECK(!j["methods"].contains("cam"));
   CHECK(j["methods"]["full-image"]["top1_error"] == 1.0);  // a 12x12 box in 28x28: IoU 0.18
+}
+
+TEST_CASE("localize: an output folder that is missing, bad flag syntax: no file is written", "[localize][cli][bad-input]") {
+  const std::string model = source_path("weights/fashion_mnist/fashion_cnn.onnx");
+  const std::string image = source_path("weights/fashion_mnist/samples/test0000_ankle_boot.png");
+  TempDir dir;
+  const std::string base = "localize --model " + model + " --image " + image;
+  // The JSON's folder is there but the overlay's is not: the masks, which would be written first, must
+  // not be left behind.
+  require_clean_failure(run(base + " --out " + (dir / "o.json") + " --overlay " + (dir / "missing/boxes.png"), dir),
+                        "does not exist");
+  require_clean_failure(run(base + " --out " + (dir / "missing/o.json"), dir), "does not exist");
+  require_no_files_but(dir, {});
+  // A write that fails after others succeeded (the overlay's path is a folder): those are removed again.
+  fs::create_directory(dir / "a_folder");
+  require_clean_failure(run(base + " --out " + (dir / "o.json") + " --overlay " + (dir / "a_folder"), dir),
+                        "cannot write");
+  require_no_files_but(dir, {"a_folder"});
+  fs::remove(dir / "a_folder");
+  // Flag syntax is CLI11's to check: a non-zero exit, the flag named, nothing written.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {" --bogus", "--bogus"}, {" --gamma many", "--gamma"}, {" --neighbours 4.5", "--neighbours"}, {" --class", "--class"}};
+  for (const auto& [flags, flag] : bad) {
+    const RunResult r = run(base + " --out " + (dir / "o.json") + flags, dir);
+    INFO("flags:" << flags << "\nstderr: " << r.err);
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find(flag) != std::string::npos);
+  }
+  require_no_files_but(dir, {});
+}
+
+namespace {
+
+// A small labelled set the test writes itself: n scenes of the fashion_scenes model's size (96x96), grey
+// noise with one coloured rectangle each, its box the ground truth, classes cycling through 0..9.
+std::vector<LabelledImage> write_rectangle_scenes(const TempDir& dir, int n) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> noise(60, 140), side(24, 60), colour(0, 255);
+  nlohmann::json images = nlohmann::json::array();
+  std::vector<LabelledImage> out;
+  for (int i = 0; i < n; ++i) {
+    Image img{96, 96, 3, std::vector<uint8_t>(96 * 96 * 3)};
+    for (uint8_t& p : img.pixels) p = uint8_t(noise(rng));
+    const int w = side(rng), h = side(rng);
+    const int x0 = std::uniform_int_distribution<int>(0, 96 - w)(rng), y0 = std::uniform_int_distribution<int>(0, 96 - h)(rng);
+    const Box b{x0, y0, x0 + w, y0 + h};
+    paint(img, b, {uint8_t(colour(rng)), uint8_t(colour(rng)), uint8_t(colour(rng))});
+    const std::string name = "scene" + std::to_string(i) + ".png";
+    write_png(dir / name, img);
+    images.push_back({{"file", name}, {"class", i % 10}, {"box", {b.x0, b.y0, b.x1, b.y1}}});
+    out.push_back({dir / name, i % 10, b});
+  }
+  std::ofstream(dir / "ground_truth.json") << nlohmann::json{{"images", images}}.dump();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("eval-localization: the metric recomputed from the per-image boxes, and boxing every rank changes nothing",
+          "[localize][cli][metric]") {
+  TempDir dir;
+  std::vector<LabelledImage> truth = write_rectangle_scenes(dir, 12);
+  const std::string base = "eval-localization --model " + kScenesModel + " --data " + dir.path.string() +
+                           " --json --batch-size 5 --centre-box 40x40 --min-iou 0.3";  // 0.3: more hits to count
+  {  // Relabel each scene with its own rank-(i % 3) prediction, so that classes are found and boxes decide.
+    const RunResult first = run(base + " --methods full-image --per-image " + (dir / "first.jsonl"), dir);
+    REQUIRE(first.exit_code == 0);
+    std::ifstream rows(dir / "first.jsonl");
+    nlohmann::json images = nlohmann::json::array();
+    std::string line;
+    for (size_t i = 0; i < truth.size(); ++i) {
+      REQUIRE(std::getline(rows, line));
+      truth[i].cls = nlohmann::json::parse(line)["top"][i % 3];
+      const Box& b = truth[i].box;
+      images.push_back({{"file", fs::path(truth[i].file).filename().string()}, {"class", truth[i].cls},
+                        {"box", {b.x0, b.y0, b.x1, b.y1}}});
+    }
+    std::ofstream(dir / "ground_truth.json") << nlohmann::json{{"images", images}}.dump();
+  }
+  const RunResult lazy = run(base + " --per-image " + (dir / "lazy.jsonl"), dir);
+  const RunResult all = run(base + " --all-boxes --per-image " + (dir / "all.jsonl"), dir);
+  INFO(lazy.err << all.err);
+  REQUIRE((lazy.exit_code == 0 && all.exit_code == 0));
+  const auto jl = nlohmann::json::parse(lazy.out), ja = nlohmann::json::parse(all.out);
+  REQUIRE(jl["images"] == 12);
+  // Only the true class's rank can make an image count, so boxing all five ranks gives the same errors.
+  CHECK(jl["methods"] == ja["methods"]);
+  CHECK(jl["classification"] == ja["classification"]);
+
+  std::ifstream lazy_rows(dir / "lazy.jsonl"), all_rows(dir / "all.jsonl");
+  std::string line_l, line_a;
+  std::map<std::string, std::pair<int, int>> localized;  // method -> (top-1, top-5) images localised
+  int cls_top1 = 0;
+  for (const LabelledImage& t : truth) {
+    REQUIRE(std::getline(lazy_rows, line_l));
+    REQUIRE(std::getline(all_rows, line_a));
+    const auto rl = nlohmann::json::parse(line_l), ra = nlohmann::json::parse(line_a);
+    REQUIRE(rl["top"] == ra["top"]);
+    REQUIRE(rl["top"].size() == 5);
+    cls_top1 += rl["top"][0] == t.cls;
+    // --centre-box 40x40 in a 96x96 scene: [(96 - 40) / 2, ..., (96 + 40) / 2) = [28, 28, 68, 68).
+    CHECK(ra["boxes"]["centre-box"][0] == nlohmann::json::array({28, 28, 68, 68}));
+    CHECK(ra["boxes"]["full-image"][0] == nlohmann::json::array({0, 0, 96, 96}));
+    for (const auto& [method, boxes] : ra["boxes"].items()) {
+      INFO(t.file << ", " << method);
+      bool top1 = false, top5 = false;
+      for (int r = 0; r < 5; ++r) {
+        REQUIRE(!boxes[r].is_null());  // --all-boxes: every rank has a box
+        if (!rl["boxes"][method][r].is_null()) CHECK(rl["boxes"][method][r] == boxes[r]);  // same box when both have one
+        const Box b{boxes[r][0], boxes[r][1], boxes[r][2], boxes[r][3]};
+        // IoU by hand: intersection over union of [x0, x1) x [y0, y1) boxes.
+        const int iw = std::max(0, std::min(b.x1, t.box.x1) - std::max(b.x0, t.box.x0));
+        const int ih = std::max(0, std::min(b.y1, t.box.y1) - std::max(b.y0, t.box.y0));
+        const double inter = double(iw) * ih;
+        const double uni = double(b.x1 - b.x0) * (b.y1 - b.y0) + double(t.box.x1 - t.box.x0) * (t.box.y1 - t.box.y0) - inter;
+        const bool hit = rl["top"][r] == t.cls && inter / uni >= 0.3;
+        top1 |= hit && r == 0;
+        top5 |= hit;
+      }
+      localized[method].first += top1;
+      localized[method].second += top5;
+    }
+  }
+  CHECK(!std::getline(lazy_rows, line_l));
+  REQUIRE(localized.size() == 6);  // the scenes model ends in a global average pool: CAM is in
+  for (const auto& [method, counts] : localized) {
+    INFO(method);
+    CHECK(jl["methods"][method]["top1_error"].get<double>() == Approx(1.0 - counts.first / 12.0).margin(1e-12));
+    CHECK(jl["methods"][method]["top5_error"].get<double>() == Approx(1.0 - counts.second / 12.0).margin(1e-12));
+  }
+  CHECK(jl["classification"]["top1_error"].get<double>() == Approx(1.0 - cls_top1 / 12.0).margin(1e-12));
+  CHECK(cls_top1 == 4);  // the relabelling: scenes 0, 3, 6, 9 carry their top-1 class
+  CHECK(jl["classification"]["top5_error"] == 0.0);
+}
+
+TEST_CASE("eval-localization: bad flags and a missing image give one message, exit 1 and no output",
+          "[localize][cli][bad-input]") {
+  TempDir dir;
+  write_rectangle_scenes(dir, 2);
+  const std::string base = "eval-localization --model " + kScenesModel + " --data " + dir.path.string();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {" --top 6", "--top"},
+      {" --top 0", "--top"},
+      {" --min-iou 1.5", "--min-iou"},
+      {" --min-iou 0", "--min-iou"},
+      {" --batch-size 0", "--batch-size"},
+      {" --limit -2", "--limit"},
+      {" --saliency-threshold 1.2", "--saliency-threshold"},
+      {" --saliency-blur -1", "--saliency-blur"},
+      {" --cam-threshold -0.1", "--cam-threshold"},
+      {" --centre-box 40", "--centre-box"},
+      {" --bg-quantile 0.97", "background quantile"},
+      {" --neighbours 5", "neighbourhood"},
+      {" --per-image " + (dir / "missing/rows.jsonl"), "does not exist"}};
+  for (const auto& [flags, message] : cases) {
+    INFO(flags);
+    require_clean_failure(run(base + flags, dir), message);
+  }
+  fs::remove(dir / "scene1.png");
+  require_clean_failure(run(base + " --per-image " + (dir / "rows.jsonl"), dir), "scene1.png");
+  require_no_files_but(dir, {"ground_truth.json", "scene0.png"});
 }

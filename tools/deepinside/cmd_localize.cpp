@@ -86,6 +86,29 @@ std::string sibling(const std::string& out, const std::string& suffix) {
   return (p.parent_path() / (p.stem().string() + suffix)).string();
 }
 
+// Fails before any work when an output's folder is missing, so a typo costs no evaluation time.
+void require_output_folder(const std::string& path) {
+  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  require(folder.empty() || std::filesystem::is_directory(folder),
+          "cannot write '" + path + "': the folder '" + folder.string() + "' does not exist");
+}
+
+// Every output of a run, encoded in memory first, then written all or none: each file atomically, and
+// when one write fails the files this run already wrote are removed before the error goes on.
+struct PendingFile {
+  std::string path, bytes;
+};
+void write_all_or_none(const std::vector<PendingFile>& files) {
+  for (const PendingFile& f : files) require_output_folder(f.path);
+  size_t written = 0;
+  try {
+    for (; written < files.size(); ++written) write_file_atomic(files[written].path, files[written].bytes);
+  } catch (...) {
+    for (size_t i = 0; i < written; ++i) std::filesystem::remove(files[i].path);
+    throw;
+  }
+}
+
 void run_localize(const LocalizeFlags& f) {
   require(f.top >= 1, "--top must be >= 1");
   require(f.upscale >= 1 && f.upscale <= 64, "--upscale must be between 1 and 64");
@@ -94,6 +117,10 @@ void run_localize(const LocalizeFlags& f) {
   if (f.cls != -1) viz::check_class_index(f.cls, model);
   const auto backend = backend_from_flags(f.model);
   const std::vector<PreparedImage> images = load_images(f.images, model);
+  for (const std::string& path : f.images) {
+    require_output_folder(output_path(f.out, path, images.size()));
+    if (!f.overlay.empty()) require_output_folder(output_path(f.overlay, path, images.size()));
+  }
   std::vector<std::pair<int, int>> sizes;  // each image's own width and height, for box_image
   for (const std::string& path : f.images) {
     const Image img = load_image(path);
@@ -124,7 +151,9 @@ void run_localize(const LocalizeFlags& f) {
   for (int t = 0; t < N * k; ++t)
     result[t] = viz::localize_graphcut(images[t / k].display, maps.saliency_at(t / k, t % k), f.graphcut);
 
-  // Everything is computed; now the files.
+  // Everything is computed; now the files, encoded first and written together.
+  std::vector<PendingFile> files;
+  std::ostringstream report;  // printed once the files are there
   for (int n = 0; n < N; ++n) {
     const std::string out = output_path(f.out, f.images[n], images.size());
     const std::string picture =
@@ -146,12 +175,12 @@ void run_localize(const LocalizeFlags& f) {
                           {"iterations", f.graphcut.iterations}}},
                         {"classes", nlohmann::json::array()}};
     std::vector<viz::Box> boxes;
-    std::cout << f.images[n] << "\n";
+    report << f.images[n] << "\n";
     for (int r = 0; r < k; ++r) {
       const viz::Localization& loc = result[size_t(n) * k + r];
       const viz::ClassScore& t = tops[n][r];
       const std::string mask_path = sibling(out, "_mask" + std::to_string(r + 1) + ".png");
-      write_png(mask_path, upscale_nearest(viz::mask_image(loc.mask, W, H), f.upscale));
+      files.push_back({mask_path, encode_png(upscale_nearest(viz::mask_image(loc.mask, W, H), f.upscale))});
       boxes.push_back(loc.box);
       j["classes"].push_back({{"rank", r + 1},
                               {"class", t.cls},
@@ -165,16 +194,18 @@ void run_localize(const LocalizeFlags& f) {
                               {"fg_seeds", loc.fg_seeds},
                               {"bg_seeds", loc.bg_seeds},
                               {"degenerate", loc.degenerate}});
-      std::cout << "  " << r + 1 << ". class " << t.cls << " (" << t.label << "), score " << t.score << ", prob "
-                << std::fixed << std::setprecision(4) << t.prob << std::defaultfloat << ": box [" << loc.box.x0 << ", "
-                << loc.box.y0 << ", " << loc.box.x1 << ", " << loc.box.y1 << "), mask " << loc.mask_area << " px"
-                << (loc.degenerate ? " (degenerate: the whole image)" : "") << "\n";
+      report << "  " << r + 1 << ". class " << t.cls << " (" << t.label << "), score " << t.score << ", prob "
+             << std::fixed << std::setprecision(4) << t.prob << std::defaultfloat << ": box [" << loc.box.x0 << ", "
+             << loc.box.y0 << ", " << loc.box.x1 << ", " << loc.box.y1 << "), mask " << loc.mask_area << " px"
+             << (loc.degenerate ? " (degenerate: the whole image)" : "") << "\n";
     }
-    write_png(picture, boxes_picture(images[n].display, boxes, &result[size_t(n) * k].mask, f.upscale));
-    write_file_atomic(out, j.dump(2) + "\n");
-    std::cout << "  json   " << out << "\n  boxes  " << picture << "\n  masks  " << sibling(out, "_mask<rank>.png")
-              << "\n";
+    files.push_back({picture, encode_png(boxes_picture(images[n].display, boxes, &result[size_t(n) * k].mask, f.upscale))});
+    files.push_back({out, j.dump(2) + "\n"});
+    report << "  json   " << out << "\n  boxes  " << picture << "\n  masks  " << sibling(out, "_mask<rank>.png")
+           << "\n";
   }
+  write_all_or_none(files);
+  std::cout << report.str();
 }
 
 // ---- eval-localization ---------------------------------------------------------------------------
@@ -189,7 +220,9 @@ struct EvalFlags {
   double min_iou = 0.5;
   bool json = false, all_boxes = false;
   viz::GraphCutOptions graphcut;
-  viz::ThresholdBoxOptions saliency_box{0.2, 2.0}, cam_box{0.2, 0.0};
+  // The baselines' thresholds: the best on the validation split (docs/tune_localisation.py; never the test
+  // images), so that GraphCut is compared with each baseline at its best, not at a guess.
+  viz::ThresholdBoxOptions saliency_box{0.7, 14.0}, cam_box{0.35, 0.0};
   CLI::Option* methods_opt = nullptr;
 };
 
@@ -220,9 +253,10 @@ void run_eval(const EvalFlags& f) {
   require(f.top >= 1 && f.top <= 5, "--top must be between 1 and 5 (the metric looks at five guesses at most)");
   require(f.min_iou > 0.0 && f.min_iou <= 1.0, "--min-iou must be in (0, 1]");
   viz::check_graphcut_options(f.graphcut);
-  for (const auto* o : {&f.saliency_box, &f.cam_box})
-    require(o->threshold >= 0.0 && o->threshold <= 1.0 && o->blur_sigma >= 0.0,
-            "box thresholds must be in [0, 1] and blur sigmas >= 0");
+  require(f.saliency_box.threshold >= 0.0 && f.saliency_box.threshold <= 1.0, "--saliency-threshold must be in [0, 1]");
+  require(f.saliency_box.blur_sigma >= 0.0 && std::isfinite(f.saliency_box.blur_sigma), "--saliency-blur must be >= 0");
+  require(f.cam_box.threshold >= 0.0 && f.cam_box.threshold <= 1.0, "--cam-threshold must be in [0, 1]");
+  if (!f.per_image.empty()) require_output_folder(f.per_image);
   const bool explicit_methods = f.methods_opt && f.methods_opt->count();
   std::vector<std::string> methods = parse_methods(explicit_methods ? f.methods : "graphcut,saliency-threshold,cam,gradcam,full-image,centre-box");
   std::pair<int, int> centre_size{0, 0};
@@ -479,7 +513,7 @@ void register_eval_localization(CLI::App& app, std::function<void()>& run) {
                   "saliency-threshold: Gaussian blur sigma in pixels before thresholding")
       ->capture_default_str();
   cmd->add_option("--cam-threshold", flags->cam_box.threshold,
-                  "cam, gradcam: keep the map >= this fraction of its maximum (Zhou et al.: 0.2)")
+                  "cam, gradcam: keep the map >= this fraction of its maximum (Zhou et al. used 0.2)")
       ->capture_default_str();
   cmd->add_option("--centre-box", flags->centre_box,
                   "centre-box: its size HxW in pixels (default: the mean ground-truth box, relative to each image)");
