@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <onnx/onnx_pb.h>
 
+#include "engine/atomic_file.h"
 #include "engine/image.h"
 #include "engine/npy.h"
 #include "cli_support.h"
@@ -246,4 +247,44 @@ TEST_CASE("bad input: wrong sizes and bad flags", "[cli][bad-input]") {
                             dir),
                         "cannot write");
   require_no_files_but(dir, {});
+}
+
+TEST_CASE("a run that fails after writing some outputs leaves none of them behind", "[cli][bad-input]") {
+  TempDir dir;
+  // The heat map and the overlay are written before the raw map, whose folder does not exist.
+  require_clean_failure(run("saliency --model " + kModel + " --image " + kSamples + "test0000_ankle_boot.png --out " +
+                                (dir / "s.png") + " --raw " + (dir / "missing_folder/s.npy"),
+                            dir),
+                        "cannot write");
+  require_no_files_but(dir, {});
+  // The same outputs with a folder that exists: all three are there (the failure above was the folder).
+  require_ok(run("saliency --model " + kModel + " --image " + kSamples + "test0000_ankle_boot.png --out " + (dir / "s.png") +
+                     " --raw " + (dir / "s.npy"),
+                 dir));
+  require_no_files_but(dir, {"s.png", "s_overlay.png", "s.npy"});
+  REQUIRE(fs::exists(dir / "s.npy"));
+}
+
+TEST_CASE("OutputRun removes what a failed run wrote and keeps what a committed run wrote", "[cli][atomic]") {
+  TempDir dir;
+  {
+    OutputRun failed;
+    write_file_atomic(dir / "a.txt", "a");
+    {
+      OutputRun inner;  // committed, but inside a run that fails: its file goes too
+      write_file_atomic(dir / "b.txt", "b");
+      inner.commit();
+    }
+    REQUIRE(failed.written().size() == 2);
+  }
+  REQUIRE(!fs::exists(dir / "a.txt"));
+  REQUIRE(!fs::exists(dir / "b.txt"));
+  {
+    OutputRun ok;
+    write_file_atomic(dir / "c.txt", "c");
+    ok.commit();
+  }
+  REQUIRE(slurp(dir / "c.txt") == "c");
+  write_file_atomic(dir / "d.txt", "d");  // outside any run: written as before
+  REQUIRE(slurp(dir / "d.txt") == "d");
 }

@@ -18,6 +18,7 @@
 #include "engine/session.h"
 #include "engine/backend.h"
 #include "engine/error.h"
+#include "cli_support.h"
 #include "test_support.h"
 #include "viz/cam.h"
 #include "viz/localize.h"
@@ -28,6 +29,7 @@ namespace fs = std::filesystem;
 using namespace deepinside;
 using namespace deepinside::viz;
 using deepinside::test::have_shared;
+using namespace deepinside::test;
 using deepinside::test::shared_path;
 using deepinside::test::source_path;
 
@@ -81,60 +83,6 @@ std::vector<uint8_t> box_mask(const Box& b, int w, int h) {
 }
 
 // ---- the CLI ---------------------------------------------------------------------------------------
-
-struct RunResult {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("deepinside_loc_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-RunResult run(const std::string& args, const TempDir& dir) {
-  const std::string err_file = dir / "stderr.txt";
-  const std::string command = std::string(DEEPINSIDE_BINARY) + " " + args + " 2>" + err_file;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  RunResult r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out, slurp(err_file)};
-  fs::remove(err_file);
-  return r;
-}
-
-void require_clean_failure(const RunResult& r, const std::string& must_mention) {
-  INFO("stderr: " << r.err);
-  REQUIRE(r.exit_code == 1);
-  REQUIRE(r.err.rfind("deepinside: error: ", 0) == 0);
-  REQUIRE(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-  REQUIRE(r.err.find(must_mention) != std::string::npos);
-}
-
-void require_no_files_but(const TempDir& dir, std::vector<std::string> allowed) {
-  for (const auto& entry : fs::directory_iterator(dir.path)) {
-    INFO("unexpected file " << entry.path());
-    REQUIRE(std::find(allowed.begin(), allowed.end(), entry.path().filename().string()) != allowed.end());
-  }
-}
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "engine/atomic_file.h"
 #include "engine/error.h"
 #include "tools/deepinside/commands.h"
 
@@ -32,7 +33,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    // A subcommand that fails after writing some of its outputs leaves none of them behind.
+    deepinside::OutputRun outputs;
     run();
+    outputs.commit();
   } catch (const deepinside::Error& e) {
     std::cerr << "deepinside: error: " << e.what() << "\n";
     return 1;
