@@ -3,6 +3,11 @@
 // LRN scales, gradients) is planned once in the constructor; forward and backward_input allocate
 // nothing. forward keeps what backward needs; backward_input seeds any value and propagates the
 // gradient down to the input.
+//
+// On a device backend (backend.device_runtime() != nullptr) every internal buffer, the graph's
+// constants included, lives in device memory, allocated here once; forward uploads the input,
+// backward_input uploads the seed. The public API stays host-facing: value(), gradient() and the
+// tensor backward_input returns are host copies, downloaded on first access after each pass.
 #include <map>
 #include <string>
 #include <vector>
@@ -29,9 +34,10 @@ class Session {
   // Runs every node. input must have the planned shape.
   void forward(const Tensor& input);
 
-  // The value after forward (activations, or a constant).
+  // The value after forward (activations, or a constant); a host tensor on every backend.
   const Tensor& value(int value_id) const;
   const Tensor& value(const std::string& name) const;
+  // What node_index's forward kept, in the backend's memory (device tensors on a device backend).
   const NodeSaved& saved(int node_index) const { return saved_.at(node_index); }
 
   // Back-propagates seed = d(loss)/d(value seed_id) (shape of that value) through the nodes between
@@ -54,13 +60,25 @@ class Session {
     std::vector<Tensor*> grad_in;  // nullptr where the input needs no gradient
   };
   const std::vector<int>& backward_plan(int seed_id);
+  Tensor make_buffer(const Shape& shape) const;  // host or device memory, per the backend
+  // The tensor the backend reads for value_id: an activation, or a constant (its device copy on a
+  // device backend).
+  const Tensor& backend_value(int value_id) const;
+  // t itself on a host backend; else its host copy in cache, downloaded once per pass.
+  const Tensor& host_view(const Tensor& t, Tensor& cache, char& valid) const;
+  void zero(Tensor& t);
 
   const Graph& graph_;
   Backend& backend_;
+  DeviceRuntime* runtime_ = nullptr;  // nullptr: host backend
   std::vector<Shape> shapes_;
   std::vector<Tensor> values_;  // activations by value id (empty for constants)
   std::vector<Tensor> grads_;   // gradients by value id, for values that depend on the input
   std::vector<NodeSaved> saved_;
+  std::vector<Tensor> device_constants_;  // device backends: the graph's constants, uploaded once
+  // Device backends: host copies of values and gradients, and whether they are current.
+  mutable std::vector<Tensor> host_values_, host_grads_;
+  mutable std::vector<char> host_value_valid_, host_grad_valid_;
   std::vector<NodeBinding> bindings_;
   std::vector<bool> depends_on_input_;
   std::vector<char> grad_zeroed_;  // per value, during backward_input: zeroed in this pass yet?

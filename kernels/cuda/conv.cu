@@ -1,0 +1,80 @@
+// Convolution forward and backward-data as implicit GEMMs through the tiled kernel of
+// tiled_gemm.cuh, one GEMM per group (blockIdx.z). Derivation of the backward pass (the transposed
+// convolution): docs/derivations.md.
+//   forward:       y[n, m, p]  = sum_{k=(c,ky,kx)} w[m, k] * x[n, c, p*stride - pad + k*dil]
+//                  rows m (M/group), cols (n, oy, ox), depth C/group * KH * KW
+//   backward-data: dx[n, c, q] += sum_{k=(m,ky,kx)} w[m, c, ky, kx] * dy[n, m, (q + pad - k*dil)/stride]
+//                  rows c (C/group), cols (n, iy, ix), depth M/group * KH * KW; a term exists only
+//                  where the division is exact and lands inside the output (a gather: no atomics).
+#include "kernels/cuda/ops.h"
+#include "kernels/cuda/tiled_gemm.cuh"
+
+namespace deepinside::DI_KERNEL_NS {
+
+namespace {
+
+struct ConvForwardProblem {
+  float* y;
+  const float* x;
+  const float* w;
+  const float* b;  // may be nullptr
+  ConvGeometry g;
+  int rows, cols, depth;  // M/group, N*OH*OW, C/group*KH*KW
+
+  __device__ float load_a(int group, int m, int k) const {
+    return w[int64_t(group * rows + m) * depth + k];
+  }
+  __device__ float load_b(int group, int k, int col) const {
+    const int taps = g.KH * g.KW, c = k / taps, ky = (k % taps) / g.KW, kx = k % g.KW;
+    const int plane = g.OH * g.OW, n = col / plane, oy = (col % plane) / g.OW, ox = col % g.OW;
+    const int iy = oy * g.stride_h - g.pad_t + ky * g.dil_h, ix = ox * g.stride_w - g.pad_l + kx * g.dil_w;
+    if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) return 0.0f;  // zero padding
+    const int channel = group * (g.C / g.group) + c;
+    return x[((int64_t(n) * g.C + channel) * g.H + iy) * g.W + ix];
+  }
+  __device__ void store(int group, int m, int col, float sum) const {
+    const int channel = group * rows + m, plane = g.OH * g.OW, n = col / plane;
+    y[(int64_t(n) * g.M + channel) * plane + col % plane] = sum + (b ? b[channel] : 0.0f);
+  }
+};
+
+struct ConvBackwardDataProblem {
+  float* dx;
+  const float* dy;
+  const float* w;
+  ConvGeometry g;
+  int rows, cols, depth;  // C/group, N*H*W, M/group*KH*KW
+
+  __device__ float load_a(int group, int c, int k) const {  // w[group*Mg + m, c, ky, kx], k = (m, ky, kx)
+    const int taps = g.KH * g.KW, m = k / taps;
+    return w[(int64_t(group * (g.M / g.group) + m) * rows + c) * taps + k % taps];
+  }
+  __device__ float load_b(int group, int k, int col) const {
+    const int taps = g.KH * g.KW, m = k / taps, ky = (k % taps) / g.KW, kx = k % g.KW;
+    const int plane = g.H * g.W, n = col / plane, iy = (col % plane) / g.W, ix = col % g.W;
+    const int ty = iy + g.pad_t - ky * g.dil_h, tx = ix + g.pad_l - kx * g.dil_w;
+    if (ty < 0 || tx < 0 || ty % g.stride_h != 0 || tx % g.stride_w != 0) return 0.0f;
+    const int oy = ty / g.stride_h, ox = tx / g.stride_w;
+    if (oy >= g.OH || ox >= g.OW) return 0.0f;
+    const int channel = group * (g.M / g.group) + m;
+    return dy[((int64_t(n) * g.M + channel) * g.OH + oy) * g.OW + ox];
+  }
+  __device__ void store(int group, int c, int col, float sum) const {
+    const int channel = group * rows + c, plane = g.H * g.W, n = col / plane;
+    dx[(int64_t(n) * g.C + channel) * plane + col % plane] += sum;
+  }
+};
+
+}  // namespace
+
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g, Stream stream) {
+  const ConvForwardProblem p{y, x, w, b, g, g.M / g.group, g.N * g.OH * g.OW, (g.C / g.group) * g.KH * g.KW};
+  run_tiled_gemm("conv2d_forward", p, g.group, stream);
+}
+
+void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, Stream stream) {
+  const ConvBackwardDataProblem p{dx, dy, w, g, g.C / g.group, g.N * g.H * g.W, (g.M / g.group) * g.KH * g.KW};
+  run_tiled_gemm("conv2d_backward_input", p, g.group, stream);
+}
+
+}  // namespace deepinside::DI_KERNEL_NS

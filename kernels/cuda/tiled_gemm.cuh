@@ -1,0 +1,72 @@
+#pragma once
+// One tiled GEMM kernel, out(rows, cols) = A(rows, depth) B(depth, cols), for every problem that is
+// a GEMM once its operands are gathered: convolution forward and backward-data (implicit GEMM: the
+// B operand is read straight from the image, im2col never materialised) and the fully-connected
+// layers. A Problem supplies the sizes and three device functions:
+//   float load_a(int z, int row, int k)   element (row, k) of A, for batch/group z (blockIdx.z)
+//   float load_b(int z, int k, int col)   element (k, col) of B
+//   void  store(int z, int row, int col, float sum)
+// Block tile kTileM x kTileN, stepping kTileK along the depth through shared memory; each of the
+// 256 threads accumulates a 4x4 register block at rows ty + 16 i, cols tx + 16 j (strided, so that
+// the shared-memory reads of a warp hit distinct banks).
+#include "kernels/cuda/device_api.h"
+
+namespace deepinside::DI_KERNEL_NS {
+
+constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kTileThreads = 256;
+
+template <class Problem>
+__global__ void __launch_bounds__(256) tiled_gemm_kernel(Problem p) {
+  DI_SHARED(float, a_tile, [kTileK][kTileM + 1]);  // a_tile[k][row]
+  DI_SHARED(float, b_tile, [kTileK][kTileN + 1]);  // b_tile[k][col]
+  const int tid = int(threadIdx.x);
+  const int tx = tid % 16, ty = tid / 16;
+  const int row0 = int(blockIdx.y) * kTileM, col0 = int(blockIdx.x) * kTileN;
+  const int z = int(blockIdx.z);
+  float acc[4][4] = {};
+  for (int k0 = 0; k0 < p.depth; k0 += kTileK) {
+    // A tile: 64 rows x 16 depth, k fastest (consecutive threads read consecutive k of one row).
+    for (int e = tid; e < kTileM * kTileK; e += kTileThreads) {
+      const int row = e / kTileK, k = e % kTileK;
+      const bool inside = row0 + row < p.rows && k0 + k < p.depth;
+      a_tile[k][row] = inside ? p.load_a(z, row0 + row, k0 + k) : 0.0f;
+    }
+    // B tile: 16 depth x 64 cols, cols fastest (consecutive output pixels: coalesced image reads).
+    for (int e = tid; e < kTileK * kTileN; e += kTileThreads) {
+      const int k = e / kTileN, col = e % kTileN;
+      const bool inside = col0 + col < p.cols && k0 + k < p.depth;
+      b_tile[k][col] = inside ? p.load_b(z, k0 + k, col0 + col) : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < kTileK; ++k) {
+      float a[4], b[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[i] = a_tile[k][ty + 16 * i];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) b[j] = b_tile[k][tx + 16 * j];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+    }
+    __syncthreads();  // the tiles are overwritten by the next step
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int row = row0 + ty + 16 * i, col = col0 + tx + 16 * j;
+      if (row < p.rows && col < p.cols) p.store(z, row, col, acc[i][j]);
+    }
+}
+
+// Launches the kernel over p.rows x p.cols, for z = 0 .. batches-1.
+template <class Problem>
+void run_tiled_gemm(const char* name, const Problem& p, int batches, Stream stream) {
+  if (p.rows <= 0 || p.cols <= 0 || batches <= 0) return;
+  launch(name, tiled_gemm_kernel<Problem>, dim3(blocks_for(p.cols, kTileN), blocks_for(p.rows, kTileM), unsigned(batches)),
+         dim3(kTileThreads), stream, p);
+}
+
+}  // namespace deepinside::DI_KERNEL_NS
