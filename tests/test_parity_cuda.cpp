@@ -628,7 +628,7 @@ TEST_CASE("cuda parity: whole zoo nets at small inputs against cpu-reference, th
   }
 }
 
-TEST_CASE("cuda parity: SqueezeNet v1.1 on the shared photos: same top-5 as the CPU, saliency within tolerance under "
+TEST_CASE("cuda parity: SqueezeNet v1.1 on the shared photos: same top-5 as the CPU reference, saliency within tolerance under "
           "the three rules",
           "[cuda-parity][squeezenet][shared]") {
   if (!have_device()) return;
@@ -638,8 +638,10 @@ TEST_CASE("cuda parity: SqueezeNet v1.1 on the shared photos: same top-5 as the 
   for (const char* image : {"images/cat.jpg", "images/dog.jpg", "images/eagle.jpg"})
     items.push_back(prepare_image(load_image(test::shared_path(image)), model.preprocessing(), 3, 227, 227).input.clone());
   const Tensor batch = stack_batch(items);
-  auto cpu_backend = make_backend("cpu");
-  Session ref(model.graph, *cpu_backend, batch.shape());
+  // The reference backend (the specification): the fast "cpu" backend's Winograd and GEMM rounding
+  // moves a few ReLU and max-pool decisions of SqueezeNet, and with them ~0.4% of the gradient.
+  auto reference = make_backend("cpu-reference");
+  Session ref(model.graph, *reference, batch.shape());
   ref.forward(batch);
   const int scores = model.scores_value;
   Tensor seed(ref.shape(scores));
@@ -677,3 +679,4 @@ TEST_CASE("cuda parity: SqueezeNet v1.1 on the shared photos: same top-5 as the 
     std::printf("SqueezeNet v1.1, 3 x 227x227, on %s: forward + 3 backward passes in %.2f s\n", name.c_str(), seconds);
   }
 }
+

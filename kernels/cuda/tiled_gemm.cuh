@@ -6,24 +6,27 @@
 //   float load_a(int z, int row, int k)   element (row, k) of A, for batch/group z (blockIdx.z)
 //   float load_b(int z, int k, int col)   element (k, col) of B
 //   void  store(int z, int row, int col, float sum)
-// Block tile kTileM x kTileN, stepping kTileK along the depth through shared memory; each of the
-// 256 threads accumulates a 4x4 register block at rows ty + 16 i, cols tx + 16 j (strided, so that
-// the shared-memory reads of a warp hit distinct banks).
+// Block tile (16 RM) x (16 RN), stepping kTileK along the depth through shared memory; each of the
+// 256 threads (16 x 16) accumulates an RM x RN register block at rows ty + 16 i, cols tx + 16 j
+// (strided, so that the shared-memory reads of a warp hit distinct banks). Three shapes: 64 x 64 for
+// wide problems, 32 x 128 and 16 x 128 for thin ones (a first conv layer's input gradient has 3 rows;
+// a squeeze layer has 16 output channels), which would leave most of a 64-row tile idle.
 #include "kernels/cuda/device_api.h"
 
 namespace deepinside::DI_KERNEL_NS {
 
-constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kTileThreads = 256;
+constexpr int kTileK = 16, kTileThreads = 256;
 
-template <class Problem>
+template <int RM, int RN, class Problem>
 __global__ void __launch_bounds__(256) tiled_gemm_kernel(Problem p) {
+  constexpr int kTileM = 16 * RM, kTileN = 16 * RN;
   DI_SHARED(float, a_tile, [kTileK][kTileM + 1]);  // a_tile[k][row]
   DI_SHARED(float, b_tile, [kTileK][kTileN + 1]);  // b_tile[k][col]
   const int tid = int(threadIdx.x);
   const int tx = tid % 16, ty = tid / 16;
   const int row0 = int(blockIdx.y) * kTileM, col0 = int(blockIdx.x) * kTileN;
   const int z = int(blockIdx.z);
-  float acc[4][4] = {};
+  float acc[RM][RN] = {};
   for (int k0 = 0; k0 < p.depth; k0 += kTileK) {
     // A tile: 64 rows x 16 depth, k fastest (consecutive threads read consecutive k of one row).
     for (int e = tid; e < kTileM * kTileK; e += kTileThreads) {
@@ -40,33 +43,44 @@ __global__ void __launch_bounds__(256) tiled_gemm_kernel(Problem p) {
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < kTileK; ++k) {
-      float a[4], b[4];
+      float a[RM], b[RN];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) a[i] = a_tile[k][ty + 16 * i];
+      for (int i = 0; i < RM; ++i) a[i] = a_tile[k][ty + 16 * i];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) b[j] = b_tile[k][tx + 16 * j];
+      for (int j = 0; j < RN; ++j) b[j] = b_tile[k][tx + 16 * j];
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < RM; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+        for (int j = 0; j < RN; ++j) acc[i][j] += a[i] * b[j];
     }
     __syncthreads();  // the tiles are overwritten by the next step
   }
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < RM; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < RN; ++j) {
       const int row = row0 + ty + 16 * i, col = col0 + tx + 16 * j;
       if (row < p.rows && col < p.cols) p.store(z, row, col, acc[i][j]);
     }
 }
 
-// Launches the kernel over p.rows x p.cols, for z = 0 .. batches-1.
+template <int RM, int RN, class Problem>
+void run_tiled_gemm_shape(const char* name, const Problem& p, int batches, Stream stream) {
+  launch(name, tiled_gemm_kernel<RM, RN, Problem>,
+         dim3(blocks_for(p.cols, 16 * RN), blocks_for(p.rows, 16 * RM), unsigned(batches)), dim3(kTileThreads), stream, p);
+}
+
+// Launches the kernel over p.rows x p.cols, for z = 0 .. batches-1, with the tile shape that wastes
+// the fewest rows.
 template <class Problem>
 void run_tiled_gemm(const char* name, const Problem& p, int batches, Stream stream) {
   if (p.rows <= 0 || p.cols <= 0 || batches <= 0) return;
-  launch(name, tiled_gemm_kernel<Problem>, dim3(blocks_for(p.cols, kTileN), blocks_for(p.rows, kTileM), unsigned(batches)),
-         dim3(kTileThreads), stream, p);
+  if (p.rows <= 16)
+    run_tiled_gemm_shape<1, 8>(name, p, batches, stream);
+  else if (p.rows <= 32)
+    run_tiled_gemm_shape<2, 8>(name, p, batches, stream);
+  else
+    run_tiled_gemm_shape<4, 4>(name, p, batches, stream);
 }
 
 }  // namespace deepinside::DI_KERNEL_NS
