@@ -16,6 +16,12 @@ class CapturedWork {
   virtual void replay() = 0;
 };
 
+// A device's nominal limits, from its properties (the benchmark's "fraction of peak").
+struct DevicePeaks {
+  double fp32_gflops = 0;  // SMs x FP32 lanes per SM x 2 x boost clock
+  double dram_gbps = 0;    // 2 x memory clock x bus width
+};
+
 class DeviceRuntime {
  public:
   virtual ~DeviceRuntime() = default;
@@ -34,6 +40,9 @@ class DeviceRuntime {
   virtual void zero(void* device_dst, size_t bytes) = 0;
   // Waits until all work on the stream has finished (timing, the benchmark).
   virtual void synchronize() = 0;
+
+  // Nominal peaks; zeros where unknown (the emulation).
+  virtual DevicePeaks peaks() const { return {}; }
 
   // Graph capture of the work issued between begin_capture and end_capture (the saliency pass);
   // nullptr from end_capture where the runtime cannot capture.

@@ -144,12 +144,45 @@ const Tensor& Session::value(const std::string& name) const {
   return value(id);
 }
 
+void Session::set_graph_replay(bool on) {
+  graph_replay_ = on;
+  forward_graph_.reset();
+  backward_graphs_.clear();
+}
+
+template <class Work>
+void Session::run_captured(std::unique_ptr<CapturedWork>& slot, Work work) {
+  if (!slot) {
+    runtime_->begin_capture();
+    try {
+      work();
+    } catch (...) {
+      runtime_->end_capture();  // leave the stream usable; the partial graph is dropped
+      throw;
+    }
+    slot = runtime_->end_capture();
+    require(slot != nullptr, "graph capture returned no graph");
+  }
+  slot->replay();
+  ++graph_replays_;
+}
+
 void Session::forward(const Tensor& input) {
   require(input.shape() == input_shape(), "input has shape " + shape_to_string(input.shape()) +
                                               ", the session was planned for " +
                                               shape_to_string(input_shape()));
   values_[graph_.input()].copy_from(input);  // an upload on a device backend
   if (runtime_) std::fill(host_value_valid_.begin(), host_value_valid_.end(), char(0));
+  // The first pass runs eagerly; later ones replay one captured graph.
+  const bool capture = graph_replay_ && !node_timing_ && runtime_ && runtime_->can_capture() && forward_done_;
+  if (capture)
+    run_captured(forward_graph_, [this] { run_forward_nodes(); });
+  else
+    run_forward_nodes();
+  forward_done_ = true;
+}
+
+void Session::run_forward_nodes() {
   const auto& nodes = graph_.nodes();
   for (size_t n = 0; n < nodes.size(); ++n) {
     if (node_timing_ && runtime_) runtime_->synchronize();
@@ -159,7 +192,6 @@ void Session::forward(const Tensor& input) {
     if (node_timing_)
       forward_seconds_[n] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  forward_done_ = true;
 }
 
 const std::vector<int>& Session::backward_plan(int seed_id) {
@@ -202,16 +234,27 @@ const Tensor& Session::backward_input(int seed_id, const Tensor& seed, BackwardR
   require(seed.shape() == shapes_[seed_id], "seed has shape " + shape_to_string(seed.shape()) +
                                                 ", value '" + graph_.value(seed_id).name +
                                                 "' has shape " + shape_to_string(shapes_[seed_id]));
-  const std::vector<int>& plan = backward_plan(seed_id);
+  const bool planned = backward_plans_.count(seed_id) > 0;
+  backward_plan(seed_id);  // allocates this seed's gradient buffers the first time (never captured)
   last_seed_ = seed_id;
+  grads_[seed_id].copy_from(seed);  // an upload on a device backend
+  if (runtime_) std::fill(host_grad_valid_.begin(), host_grad_valid_.end(), char(0));
+  if (node_timing_) std::fill(backward_seconds_.begin(), backward_seconds_.end(), 0.0);
+  const bool capture = graph_replay_ && !node_timing_ && runtime_ && runtime_->can_capture() && planned;
+  if (capture)
+    run_captured(backward_graphs_[{seed_id, int(rule)}], [this, seed_id, rule] { run_backward_nodes(seed_id, rule); });
+  else
+    run_backward_nodes(seed_id, rule);
+  return gradient(graph_.input());
+}
+
+void Session::run_backward_nodes(int seed_id, BackwardRule rule) {
+  const std::vector<int>& plan = backward_plans_.at(seed_id);
   const auto& nodes = graph_.nodes();
   // Each gradient buffer is zeroed just before the first node that accumulates into it, while it is
   // about to be used (cache-warm), rather than all of them up front.
   std::fill(grad_zeroed_.begin(), grad_zeroed_.end(), char(0));
-  grads_[seed_id].copy_from(seed);  // an upload on a device backend
   grad_zeroed_[seed_id] = 1;
-  if (runtime_) std::fill(host_grad_valid_.begin(), host_grad_valid_.end(), char(0));
-  if (node_timing_) std::fill(backward_seconds_.begin(), backward_seconds_.end(), 0.0);
   for (int n : plan) {
     const Node& node = nodes[n];
     const int out = node.outputs[0];
@@ -229,7 +272,6 @@ const Tensor& Session::backward_input(int seed_id, const Tensor& seed, BackwardR
       backward_seconds_[n] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   if (!grad_zeroed_[graph_.input()]) zero(grads_[graph_.input()]);
-  return gradient(graph_.input());
 }
 
 const Tensor& Session::gradient(int value_id) const {

@@ -9,6 +9,7 @@
 // backward_input uploads the seed. The public API stays host-facing: value(), gradient() and the
 // tensor backward_input returns are host copies, downloaded on first access after each pass.
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,13 @@ class Session {
   // (intermediate activations, e.g. a conv layer's output for Grad-CAM). Throws Error otherwise.
   const Tensor& gradient(int value_id) const;
 
+  // Graph replay (device backends whose runtime can capture: CUDA graphs; the emulation records):
+  // after a pass has run once eagerly (which plans its buffers), the next identical pass - forward,
+  // or backward_input for one seed value and rule - is captured once and then replayed as one
+  // launch. Off by default; node timing turns it off while on.
+  void set_graph_replay(bool on);
+  int graph_replays() const { return graph_replays_; }  // passes replayed so far (tests, bench)
+
   // Per-node wall time (seconds) of the last forward and backward_input, indexed like
   // graph().nodes(); 0 for nodes a pass did not run. Off by default (the benchmark's --layers).
   void set_node_timing(bool on);
@@ -67,6 +75,11 @@ class Session {
   // t itself on a host backend; else its host copy in cache, downloaded once per pass.
   const Tensor& host_view(const Tensor& t, Tensor& cache, char& valid) const;
   void zero(Tensor& t);
+  void run_forward_nodes();
+  void run_backward_nodes(int seed_id, BackwardRule rule);
+  // Runs work eagerly, or through the captured graph in slot (capturing it first when empty).
+  template <class Work>
+  void run_captured(std::unique_ptr<CapturedWork>& slot, Work work);
 
   const Graph& graph_;
   Backend& backend_;
@@ -86,6 +99,10 @@ class Session {
   bool forward_done_ = false;
   int last_seed_ = -1;
   bool node_timing_ = false;
+  bool graph_replay_ = false;
+  int graph_replays_ = 0;
+  std::unique_ptr<CapturedWork> forward_graph_;
+  std::map<std::pair<int, int>, std::unique_ptr<CapturedWork>> backward_graphs_;  // (seed value, rule)
   std::vector<double> forward_seconds_, backward_seconds_;
 };
 

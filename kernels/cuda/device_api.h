@@ -54,7 +54,8 @@ void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, 
   static_assert(sizeof...(Params) == sizeof...(Args), "launch: wrong number of kernel arguments");
 #ifdef DEEPINSIDE_EMU
   (void)stream;
-  emu::run_grid(name, grid, block, [&] { kernel(Params(args)...); });
+  // By value: a launch recorded into a capture (a CUDA graph) runs after this function returns.
+  emu::run_grid(name, grid, block, [=] { kernel(Params(args)...); });
 #else
   kernel<<<grid, block, 0, stream>>>(Params(args)...);
   check_cuda(cudaGetLastError(), name, __FILE__, __LINE__);

@@ -25,6 +25,7 @@ class Runtime final : public DeviceRuntime {
   void copy(void* device_dst, const void* device_src, size_t bytes) override;
   void zero(void* device_dst, size_t bytes) override;
   void synchronize() override;
+  DevicePeaks peaks() const override;
 
   bool can_capture() const override;
   void begin_capture() override;

@@ -259,7 +259,39 @@ uint64_t warp_exchange(unsigned mask, uint64_t value, int source_lane) {
 
 void set_block_threads(int threads) { g_block_threads = threads; }
 
+namespace {
+thread_local std::vector<std::function<void()>>* t_capture = nullptr;
+}
+
+void begin_capture() {
+  if (t_capture) throw Error("emu: begin_capture while already capturing");
+  t_capture = new std::vector<std::function<void()>>;
+}
+
+bool capturing() { return t_capture != nullptr; }
+
+void record(std::function<void()> work) {
+  if (!t_capture) throw Error("emu: record outside a capture");
+  t_capture->push_back(std::move(work));
+}
+
+std::vector<std::function<void()>> end_capture() {
+  if (!t_capture) throw Error("emu: end_capture without begin_capture");
+  std::vector<std::function<void()>> recorded = std::move(*t_capture);
+  delete t_capture;
+  t_capture = nullptr;
+  return recorded;
+}
+
 void run_grid(const char* name, dim3 grid, dim3 block, const std::function<void()>& body) {
+  if (t_capture) {  // recorded for replay, as a launch into a capturing stream is
+    t_capture->push_back([name, grid, block, body] {
+      std::vector<std::function<void()>>* saved = std::exchange(t_capture, nullptr);
+      run_grid(name, grid, block, body);
+      t_capture = saved;
+    });
+    return;
+  }
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       grid.y > 65535 || grid.z > 65535)

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <functional>
 #include <type_traits>
+#include <vector>
 
 namespace deepinside::emu {
 
@@ -60,6 +61,13 @@ void run_grid(const char* name, dim3 grid, dim3 block, const std::function<void(
 
 // Blocks run on this many OpenMP threads (default: all); tests set 1 to make runs reproducible.
 void set_block_threads(int threads);
+
+// Stream capture, as CUDA graphs do it: between begin_capture and end_capture, launches (and the
+// runtime's copies and zero-fills) are recorded instead of run; the recording replays them in order.
+void begin_capture();
+bool capturing();
+void record(std::function<void()> work);  // while capturing
+std::vector<std::function<void()>> end_capture();
 
 template <class T>
 T shuffle(unsigned mask, T value, int source_lane) {
