@@ -720,3 +720,21 @@ TEST_CASE("cuda parity: passes replayed as captured graphs give bit-identical re
     REQUIRE(eager.graph_replays() == 0);
   }
 }
+
+TEST_CASE("cuda parity: without a GPU, backends cuda and cudnn refuse with a clear message", "[cuda-parity][no-gpu]") {
+  // The emulation never needs a GPU.
+  REQUIRE(make_backend("cuda-emu")->name() == "cuda-emu");
+#ifndef DEEPINSIDE_EMU
+  std::string why;
+  if (!device(&why)) REQUIRE(why.find("no CUDA device is present") != std::string::npos);
+#endif
+  for (const char* name : {"cuda", "cudnn"}) {
+    try {
+      const auto backend = make_backend(name);
+      WARN("backend " << name << " is available here (a GPU is present): nothing to refuse");
+    } catch (const Error& e) {
+      INFO(e.what());
+      REQUIRE(std::string(e.what()).find(std::string("backend '") + name + "' is not available") != std::string::npos);
+    }
+  }
+}
