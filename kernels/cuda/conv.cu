@@ -36,9 +36,19 @@ struct ConvForwardProblem {
     const int channel = group * rows + m, plane = g.OH * g.OW, n = col / plane;
     y[(int64_t(n) * g.M + channel) * plane + col % plane] = sum + (b ? b[channel] : 0.0f);
   }
+  // A 1x1, stride-1, unpadded convolution reads B = x itself: (C, pixels) rows, contiguous; four
+  // consecutive pixels stay in one image when the plane size is a multiple of 4.
+  __device__ bool vector_b() const {
+    return g.KH == 1 && g.KW == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_t == 0 && g.pad_l == 0 &&
+           g.OH == g.H && g.OW == g.W && (g.H * g.W) % 4 == 0 && aligned16(x);
+  }
+  __device__ float4 load_b4(int group, int c, int col) const {
+    const int plane = g.H * g.W, n = col / plane, channel = group * (g.C / g.group) + c;
+    return *reinterpret_cast<const float4*>(x + (int64_t(n) * g.C + channel) * plane + col % plane);
+  }
 };
 
-struct ConvBackwardDataProblem {
+struct ConvBackwardDataProblem : ScalarB {
   float* dx;
   const float* dy;
   const float* w;
@@ -73,7 +83,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
 }
 
 void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, Stream stream) {
-  const ConvBackwardDataProblem p{dx, dy, w, g, g.C / g.group, g.N * g.H * g.W, (g.M / g.group) * g.KH * g.KW};
+  const ConvBackwardDataProblem p{{}, dx, dy, w, g, g.C / g.group, g.N * g.H * g.W, (g.M / g.group) * g.KH * g.KW};
   run_tiled_gemm("conv2d_backward_input", p, g.group, stream);
 }
 

@@ -36,9 +36,14 @@ struct GemmForwardProblem {  // y = alpha op(A) op(B) + beta C
     const float bias = c ? c[(c_rows == 1 ? 0 : i) * c_cols + (c_cols == 1 ? 0 : j)] : 0.0f;
     y[z * s.y + int64_t(i) * cols + j] = alpha * sum + beta * bias;
   }
+  // B stored (K, N) with N % 4 == 0: four consecutive columns of a row are one 16-byte load.
+  __device__ bool vector_b() const { return !trans_b && cols % 4 == 0 && s.b % 4 == 0 && aligned16(b); }
+  __device__ float4 load_b4(int z, int k, int j) const {
+    return *reinterpret_cast<const float4*>(b + z * s.b + int64_t(k) * cols + j);
+  }
 };
 
-struct GemmGradAProblem {  // dA += alpha dY op(B)^T: rows M, cols K, depth N
+struct GemmGradAProblem : ScalarB {  // dA += alpha dY op(B)^T: rows M, cols K, depth N
   float* da;
   const float* dy;
   const float* b;
@@ -67,6 +72,11 @@ struct GemmGradBProblem {  // dB += alpha op(A)^T dY: rows K, cols N, depth M
   __device__ void store(int z, int k, int j, float sum) const {
     float* d = db + z * s.b;
     (trans_b ? d[int64_t(j) * rows + k] : d[int64_t(k) * cols + j]) += alpha * sum;
+  }
+  // dY (M, N) rows with N % 4 == 0: 16-byte loads.
+  __device__ bool vector_b() const { return cols % 4 == 0 && s.y % 4 == 0 && aligned16(dy); }
+  __device__ float4 load_b4(int z, int i, int j) const {
+    return *reinterpret_cast<const float4*>(dy + z * s.y + int64_t(i) * cols + j);
   }
 };
 
@@ -153,7 +163,7 @@ void gemm_backward_input(float* da, float* db, const float* dy, const float* a, 
       else  // B (K, N): row k of B dotted with dy
         row_dot(da, b, dy, K, N, p.alpha, nullptr, 0, 0.0f, true, stream);
     } else {
-      const GemmGradAProblem prob{da, dy, b, p.trans_a, p.trans_b, p.alpha, {}, M, K, N};
+      const GemmGradAProblem prob{{}, da, dy, b, p.trans_a, p.trans_b, p.alpha, {}, M, K, N};
       run_tiled_gemm("gemm_backward_a", prob, 1, stream);
     }
   }
@@ -184,7 +194,7 @@ void matmul_backward_input(float* da, float* db, const float* dy, const float* a
   }
   if (da) {
     const BatchStrides s{int64_t(M) * K, int64_t(K) * N, int64_t(M) * N};
-    const GemmGradAProblem prob{da, dy, b, false, false, 1.0f, s, M, K, N};
+    const GemmGradAProblem prob{{}, da, dy, b, false, false, 1.0f, s, M, K, N};
     run_tiled_gemm("matmul_backward_a", prob, batch, stream);
   }
   if (db) {

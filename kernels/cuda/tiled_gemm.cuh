@@ -6,14 +6,27 @@
 //   float load_a(int z, int row, int k)   element (row, k) of A, for batch/group z (blockIdx.z)
 //   float load_b(int z, int k, int col)   element (k, col) of B
 //   void  store(int z, int row, int col, float sum)
+// and, for 16-byte loads of B:
+//   bool   vector_b() const               true when B's rows are contiguous, 16-byte aligned, cols % 4 == 0
+//   float4 load_b4(int z, int k, int col) elements (k, col .. col+3), col a multiple of 4
 // Block tile (16 RM) x (16 RN), stepping kTileK along the depth through shared memory; each of the
 // 256 threads (16 x 16) accumulates an RM x RN register block at rows ty + 16 i, cols tx + 16 j
 // (strided, so that the shared-memory reads of a warp hit distinct banks). Three shapes: 64 x 64 for
 // wide problems, 32 x 128 and 16 x 128 for thin ones (a first conv layer's input gradient has 3 rows;
 // a squeeze layer has 16 output channels), which would leave most of a 64-row tile idle.
+#include <cstdint>
+
 #include "kernels/cuda/device_api.h"
 
 namespace deepinside::DI_KERNEL_NS {
+
+// Problems without 16-byte B loads derive from this.
+struct ScalarB {
+  __device__ bool vector_b() const { return false; }
+  __device__ float4 load_b4(int, int, int) const { return make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
+};
+
+__device__ __forceinline__ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 constexpr int kTileK = 16, kTileThreads = 256;
 
@@ -26,6 +39,7 @@ __global__ void __launch_bounds__(256) tiled_gemm_kernel(Problem p) {
   const int tx = tid % 16, ty = tid / 16;
   const int row0 = int(blockIdx.y) * kTileM, col0 = int(blockIdx.x) * kTileN;
   const int z = int(blockIdx.z);
+  const bool vector_b = p.vector_b();
   float acc[RM][RN] = {};
   for (int k0 = 0; k0 < p.depth; k0 += kTileK) {
     // A tile: 64 rows x 16 depth, k fastest (consecutive threads read consecutive k of one row).
@@ -34,11 +48,24 @@ __global__ void __launch_bounds__(256) tiled_gemm_kernel(Problem p) {
       const bool inside = row0 + row < p.rows && k0 + k < p.depth;
       a_tile[k][row] = inside ? p.load_a(z, row0 + row, k0 + k) : 0.0f;
     }
-    // B tile: 16 depth x 64 cols, cols fastest (consecutive output pixels: coalesced image reads).
-    for (int e = tid; e < kTileK * kTileN; e += kTileThreads) {
-      const int k = e / kTileN, col = e % kTileN;
-      const bool inside = col0 + col < p.cols && k0 + k < p.depth;
-      b_tile[k][col] = inside ? p.load_b(z, k0 + k, col0 + col) : 0.0f;
+    // B tile: 16 depth x kTileN cols, cols fastest (consecutive output pixels: coalesced image reads),
+    // four at a time where the problem allows (cols % 4 == 0: a group of 4 is all inside or all out).
+    if (vector_b) {
+      for (int e = tid; e < kTileK * kTileN / 4; e += kTileThreads) {
+        const int k = e / (kTileN / 4), col = 4 * (e % (kTileN / 4));
+        const bool inside = col0 + col < p.cols && k0 + k < p.depth;
+        const float4 v = inside ? p.load_b4(z, k0 + k, col0 + col) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        b_tile[k][col] = v.x;
+        b_tile[k][col + 1] = v.y;
+        b_tile[k][col + 2] = v.z;
+        b_tile[k][col + 3] = v.w;
+      }
+    } else {
+      for (int e = tid; e < kTileK * kTileN; e += kTileThreads) {
+        const int k = e / kTileN, col = e % kTileN;
+        const bool inside = col0 + col < p.cols && k0 + k < p.depth;
+        b_tile[k][col] = inside ? p.load_b(z, k0 + k, col0 + col) : 0.0f;
+      }
     }
     __syncthreads();
 #pragma unroll
