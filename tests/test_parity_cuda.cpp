@@ -590,16 +590,18 @@ TEST_CASE("cuda parity: whole zoo nets at small inputs against cpu-reference, th
   if (!have_device()) return;
   struct NetCase {
     const char* name;
-    int size;
+    int size, batch;
   };
-  const NetCase nets[] = {{"simonyan13", 67}, {"alexnet", 63}, {"vgg16", 32}};
+  // Batch 2 where LRN and the class seeds of two images meet (simonyan13); batch 1 elsewhere keeps
+  // the CPU reference's share of the test time down (the op sweeps cover batches > 1).
+  const NetCase nets[] = {{"simonyan13", 67, 2}, {"alexnet", 63, 1}, {"vgg16", 32, 1}};
   for (const NetCase& n : nets) {
     INFO("net " << n.name);
     ZooOptions o;
     o.height = o.width = n.size;
     o.classes = 50;
     const Graph g = zoo_graph(n.name, o);
-    const Shape shape{2, 3, n.size, n.size};
+    const Shape shape{n.batch, 3, n.size, n.size};
     std::mt19937_64 rng(58);
     const Tensor x = to_tensor(random_floats(rng, size_t(shape_numel(shape))), shape);
     auto reference = make_backend("cpu-reference");
@@ -608,7 +610,7 @@ TEST_CASE("cuda parity: whole zoo nets at small inputs against cpu-reference, th
     const int scores = g.default_scores_value();
     const Vec ref_scores = to_double(ref.value(scores).data(), size_t(ref.value(scores).numel()));
     Tensor seed(ref.shape(scores));
-    for (int i = 0; i < 2; ++i) seed[int64_t(i) * o.classes + (i * 17) % o.classes] = 1.0f;
+    for (int i = 0; i < n.batch; ++i) seed[int64_t(i) * o.classes + (i * 17) % o.classes] = 1.0f;
     std::vector<Vec> ref_grads;
     for (BackwardRule rule : kRules) {
       const Tensor& gr = ref.backward_input(scores, seed, rule);
@@ -700,12 +702,12 @@ TEST_CASE("cuda parity: passes replayed as captured graphs give bit-identical re
     Session eager(g, *backend, shape), replayed(g, *backend, shape);
     replayed.set_graph_replay(true);
     std::mt19937_64 rng(59);
-    // Five passes with new inputs, seeds and rules: the very first forward and backward run eagerly
+    // Four passes with new inputs, seeds and rules: the very first forward and backward run eagerly
     // (they plan the buffers); every later pass replays a graph, captured on its first use (one
     // per rule for backward).
     const BackwardRule rules[] = {BackwardRule::gradient, BackwardRule::gradient, BackwardRule::guided,
-                                  BackwardRule::guided, BackwardRule::gradient};
-    for (int pass = 0; pass < 5; ++pass) {
+                                  BackwardRule::guided};
+    for (int pass = 0; pass < 4; ++pass) {
       INFO("pass " << pass << " on " << name);
       const Tensor x = to_tensor(random_floats(rng, size_t(shape_numel(shape))), shape);
       Tensor seed(Shape{1, o.classes});
@@ -720,8 +722,8 @@ TEST_CASE("cuda parity: passes replayed as captured graphs give bit-identical re
       REQUIRE(max_abs(to_double(ga.data(), size_t(ga.numel()))) > 0);
       REQUIRE(std::equal(ga.data(), ga.data() + ga.numel(), gb.data()));
     }
-    // Forward replayed on passes 1..4, backward on passes 1..4 (two graphs: gradient, guided).
-    REQUIRE(replayed.graph_replays() == 8);
+    // Forward replayed on passes 1..3, backward on passes 1..3 (two graphs: gradient, guided).
+    REQUIRE(replayed.graph_replays() == 6);
     REQUIRE(eager.graph_replays() == 0);
   }
 }
