@@ -586,6 +586,53 @@ TEST_CASE("cuda parity: element-wise, broadcasting, n-ary, concat, batch norm, c
   }
 }
 
+TEST_CASE("cuda parity: broadcasting binary ops, both operand gradients (gathers over broadcast axes)",
+          "[cuda-parity][broadcast]") {
+  if (!have_device()) return;
+  std::mt19937_64 rng(60);
+  struct Case {
+    Shape a, b;
+  };
+  const Case cases[] = {
+      {{2, 6, 7, 9}, {6, 1, 1}},        // a per-channel bias
+      {{2, 6, 7, 9}, {2, 1, 7, 1}},
+      {{2, 6, 7, 9}, {9}},              // lower rank
+      {{2, 1, 7, 1}, {6, 1, 9}},        // both broadcast
+      {{3, 5}, {3, 5}},                 // same shape
+      {{1}, {4, 3}},                    // a scalar-like operand
+  };
+  for (const Case& c : cases)
+    for (OpKind op : {OpKind::Add, OpKind::Sub, OpKind::Mul, OpKind::Div}) {
+      INFO(op_name(op) << " of " << shape_to_string(c.a) << " and " << shape_to_string(c.b));
+      // Output shape: numpy broadcasting, right-aligned.
+      const size_t rank = std::max(c.a.size(), c.b.size());
+      Shape y(rank, 1);
+      for (size_t i = 0; i < rank; ++i) {
+        const int64_t da = i < rank - c.a.size() ? 1 : c.a[i - (rank - c.a.size())];
+        const int64_t db = i < rank - c.b.size() ? 1 : c.b[i - (rank - c.b.size())];
+        y[i] = std::max(da, db);
+      }
+      const size_t na = size_t(shape_numel(c.a)), nb = size_t(shape_numel(c.b)), ny = size_t(shape_numel(y));
+      const auto a = random_floats(rng, na);
+      auto b = random_floats(rng, nb);
+      if (op == OpKind::Div)
+        for (float& v : b) v = 0.5f + std::fabs(v);
+      const auto dy = random_floats(rng, ny), da0 = random_floats(rng, na), db0 = random_floats(rng, nb);
+      Vec ref_y(ny), ref_da = to_double(da0), ref_db = to_double(db0);
+      const Vec ad = to_double(a), bd = to_double(b), dyd = to_double(dy);
+      cpu::binary_forward(ref_y.data(), ad.data(), bd.data(), c.a, c.b, y, op);
+      cpu::binary_backward_input(ref_da.data(), ref_db.data(), dyd.data(), ad.data(), bd.data(), c.a, c.b, y, op);
+      DeviceGuarded<float> dev_a(a), dev_b(b), dev_y(ny), dev_dy(dy), dev_da(da0), dev_db(db0);
+      k::binary_forward(dev_y.data(), dev_a.data(), dev_b.data(), c.a, c.b, y, op, device()->stream());
+      require_close("binary forward", dev_y.result("binary y").data(), ref_y, {2e-6, 1e-7});
+      k::binary_backward_input(dev_da.data(), dev_db.data(), dev_dy.data(), dev_a.data(), dev_b.data(), c.a, c.b, y, op,
+                               device()->stream());
+      const int64_t reduce_a = int64_t(ny / na), reduce_b = int64_t(ny / nb);
+      require_close("binary backward da (adds)", dev_da.result("binary da").data(), ref_da, gemm_tol(reduce_a));
+      require_close("binary backward db (adds)", dev_db.result("binary db").data(), ref_db, gemm_tol(reduce_b));
+    }
+}
+
 TEST_CASE("cuda parity: whole zoo nets at small inputs against cpu-reference, three rules", "[cuda-parity][zoo]") {
   if (!have_device()) return;
   struct NetCase {

@@ -125,26 +125,38 @@ __global__ void binary_forward_kernel(float* y, const float* a, const float* b, 
   }
 }
 
-// d(operand) for one operand ("self", index via self_stride), a gather: one thread per element of the
-// operand sums dy * d op / d self over every output position that reads it. Output positions are
-// visited in increasing order, as the CPU reference adds them.
+// d(operand) for a broadcast operand ("self"), a gather: one thread per element e of the operand.
+// The outputs that read e are e's own coordinates on the axes the operand spans, combined with every
+// coordinate on the axes it is broadcast along: n_out / self_numel of them, visited in increasing
+// output order (the order in which the CPU reference adds them).
 __global__ void binary_backward_kernel(float* d_self, const float* dy, const float* a, const float* b,
                                        int64_t self_numel, int64_t n_out, Broadcast g, OpKind op, bool self_is_a) {
   DI_FOR_EACH(e, self_numel) {
     const int64_t* self_stride = self_is_a ? g.a_stride : g.b_stride;
+    int64_t out_stride[kMaxRank];
+    int64_t span = 1, base = 0;
+    for (int d = g.rank - 1; d >= 0; --d) {
+      out_stride[d] = span;
+      span *= g.dims[d];
+    }
+    for (int d = 0; d < g.rank; ++d)
+      if (self_stride[d] != 0) base += e / self_stride[d] % g.dims[d] * out_stride[d];
+    const int64_t combos = n_out / self_numel;
     float sum = 0.0f;
-    // Outputs reading element e: its coordinates on the self's non-broadcast axes are fixed; loop
-    // over the output positions and keep those that map to e (operands that broadcast are small).
-    for (int64_t o = 0; o < n_out; ++o) {
-      int64_t rest = o, is = 0, ia = 0, ib = 0;
-      for (int d = g.rank - 1; d >= 0; --d) {
-        const int64_t idx = rest % g.dims[d];
-        rest /= g.dims[d];
-        is += idx * self_stride[d];
+    for (int64_t r = 0; r < combos; ++r) {
+      // r's digits on the broadcast axes (the last axis fastest), then the operands' indices.
+      int64_t rest = r, o = base;
+      for (int d = g.rank - 1; d >= 0; --d)
+        if (self_stride[d] == 0) {
+          o += rest % g.dims[d] * out_stride[d];
+          rest /= g.dims[d];
+        }
+      int64_t ia = 0, ib = 0;
+      for (int d = 0; d < g.rank; ++d) {
+        const int64_t idx = o / out_stride[d] % g.dims[d];
         ia += idx * g.a_stride[d];
         ib += idx * g.b_stride[d];
       }
-      if (is != e) continue;
       const float d = dy[o];
       switch (op) {
         case OpKind::Add: sum += d; break;
