@@ -9,7 +9,8 @@
 // and, for 16-byte loads of B:
 //   bool   vector_b() const               true when B's rows are contiguous, 16-byte aligned, cols % 4 == 0
 //   float4 load_b4(int z, int k, int col) elements (k, col .. col+3), col a multiple of 4
-// Block tile (16 RM) x (16 RN), stepping kTileK along the depth through shared memory; each of the
+// Block tile (16 RM) x (16 RN), stepping kTileK along the depth through shared memory (the next
+// step's operands prefetched into registers during the current step's arithmetic); each of the
 // 256 threads (16 x 16) accumulates an RM x RN register block at rows ty + 16 i, cols tx + 16 j
 // (strided, so that the shared-memory reads of a warp hit distinct banks). Three shapes: 64 x 64 for
 // wide problems, 32 x 128 and 16 x 128 for thin ones (a first conv layer's input gradient has 3 rows;
@@ -41,33 +42,62 @@ __global__ void __launch_bounds__(256) tiled_gemm_kernel(Problem p) {
   const int z = int(blockIdx.z);
   const bool vector_b = p.vector_b();
   float acc[RM][RN] = {};
-  for (int k0 = 0; k0 < p.depth; k0 += kTileK) {
-    // A tile: 64 rows x 16 depth, k fastest (consecutive threads read consecutive k of one row).
-    for (int e = tid; e < kTileM * kTileK; e += kTileThreads) {
-      const int row = e / kTileK, k = e % kTileK;
-      const bool inside = row0 + row < p.rows && k0 + k < p.depth;
-      a_tile[k][row] = inside ? p.load_a(z, row0 + row, k0 + k) : 0.0f;
+  // Software pipelining: while the block multiplies the tiles in shared memory, each thread's share
+  // of the next tiles is already on its way from global memory into registers. Shares: A tile
+  // element e = tid + 256 i (i < RM; k fastest), B tile element tid + 256 j (j < RN; cols fastest),
+  // or with 16-byte loads groups of 4 columns tid + 256 j (j < RN / 4).
+  float a_next[RM], b_next[RN];
+  auto fetch = [&](int k0) {
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+      const int e = tid + kTileThreads * i, row = e / kTileK, k = e % kTileK;
+      a_next[i] = row0 + row < p.rows && k0 + k < p.depth ? p.load_a(z, row0 + row, k0 + k) : 0.0f;
     }
-    // B tile: 16 depth x kTileN cols, cols fastest (consecutive output pixels: coalesced image reads),
-    // four at a time where the problem allows (cols % 4 == 0: a group of 4 is all inside or all out).
     if (vector_b) {
-      for (int e = tid; e < kTileK * kTileN / 4; e += kTileThreads) {
-        const int k = e / (kTileN / 4), col = 4 * (e % (kTileN / 4));
-        const bool inside = col0 + col < p.cols && k0 + k < p.depth;
-        const float4 v = inside ? p.load_b4(z, k0 + k, col0 + col) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        b_tile[k][col] = v.x;
-        b_tile[k][col + 1] = v.y;
-        b_tile[k][col + 2] = v.z;
-        b_tile[k][col + 3] = v.w;
+#pragma unroll
+      for (int j = 0; j < RN / 4; ++j) {
+        const int e = tid + kTileThreads * j, k = e / (kTileN / 4), col = 4 * (e % (kTileN / 4));
+        const float4 v = col0 + col < p.cols && k0 + k < p.depth ? p.load_b4(z, k0 + k, col0 + col)
+                                                                 : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        b_next[4 * j] = v.x;
+        b_next[4 * j + 1] = v.y;
+        b_next[4 * j + 2] = v.z;
+        b_next[4 * j + 3] = v.w;
       }
     } else {
-      for (int e = tid; e < kTileK * kTileN; e += kTileThreads) {
-        const int k = e / kTileN, col = e % kTileN;
-        const bool inside = col0 + col < p.cols && k0 + k < p.depth;
-        b_tile[k][col] = inside ? p.load_b(z, k0 + k, col0 + col) : 0.0f;
+#pragma unroll
+      for (int j = 0; j < RN; ++j) {
+        const int e = tid + kTileThreads * j, k = e / kTileN, col = e % kTileN;
+        b_next[j] = col0 + col < p.cols && k0 + k < p.depth ? p.load_b(z, k0 + k, col0 + col) : 0.0f;
       }
     }
+  };
+  auto stash = [&] {  // the fetched shares into the shared tiles
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+      const int e = tid + kTileThreads * i;
+      a_tile[e % kTileK][e / kTileK] = a_next[i];
+    }
+    if (vector_b) {
+#pragma unroll
+      for (int j = 0; j < RN / 4; ++j) {
+        const int e = tid + kTileThreads * j, k = e / (kTileN / 4), col = 4 * (e % (kTileN / 4));
+#pragma unroll
+        for (int q = 0; q < 4; ++q) b_tile[k][col + q] = b_next[4 * j + q];
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < RN; ++j) {
+        const int e = tid + kTileThreads * j;
+        b_tile[e / kTileN][e % kTileN] = b_next[j];
+      }
+    }
+  };
+  fetch(0);
+  for (int k0 = 0; k0 < p.depth; k0 += kTileK) {
+    stash();
     __syncthreads();
+    if (k0 + kTileK < p.depth) fetch(k0 + kTileK);  // in flight during the multiply-adds below
 #pragma unroll
     for (int k = 0; k < kTileK; ++k) {
       float a[RM], b[RN];
