@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 
+#include "engine/device.h"
 #include "engine/graph.h"
 #include "engine/tensor.h"
 
@@ -21,7 +22,8 @@ enum class BackwardRule {
 const char* rule_name(BackwardRule rule);
 BackwardRule parse_rule(const std::string& name);  // throws Error on an unknown name
 
-// What a node's forward keeps for its backward, allocated once at plan time.
+// What a node's forward keeps for its backward, allocated once at plan time (in the backend's device
+// memory for a device backend: read it with to_host()).
 struct NodeSaved {
   IndexTensor switches;  // MaxPool: (N,C,OH,OW) index h*W+w of the chosen input in its plane
   Tensor scale;          // LRN: (N,C,...) the denominator base k + alpha/n * sum x^2
@@ -40,6 +42,10 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual bool supports(OpKind kind) const = 0;
+  // The device whose memory this backend's kernels read and write; nullptr for host backends. A
+  // Session on a device backend keeps every buffer (activations, saved state, gradients, the
+  // graph's constants) in this runtime's memory.
+  virtual DeviceRuntime* device_runtime() { return nullptr; }
 
   // Allocates node's saved state for these shapes (plan time, never inside a pass).
   virtual void plan_saved(const Node& node, std::span<const Shape* const> input_shapes,

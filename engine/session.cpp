@@ -38,8 +38,35 @@ BackwardRule parse_rule(const std::string& name) {
   throw Error("unknown backward rule '" + name + "' (use gradient, deconvnet or guided)");
 }
 
+Tensor Session::make_buffer(const Shape& shape) const {
+  return runtime_ ? Tensor(shape, *runtime_) : Tensor(shape);
+}
+
+const Tensor& Session::backend_value(int value_id) const {
+  const Value& v = graph_.value(value_id);
+  if (!v.is_constant()) return values_.at(value_id);
+  return runtime_ ? device_constants_.at(value_id) : *v.constant;
+}
+
+const Tensor& Session::host_view(const Tensor& t, Tensor& cache, char& valid) const {
+  if (!runtime_) return t;
+  if (!valid) {
+    if (cache.shape() != t.shape() || cache.numel() != t.numel()) cache = Tensor(t.shape());
+    cache.copy_from(t);
+    valid = 1;
+  }
+  return cache;
+}
+
+void Session::zero(Tensor& t) {
+  if (runtime_)
+    t.fill(0.0f);  // an asynchronous memset on the device's stream
+  else
+    zero_fill(t);
+}
+
 Session::Session(const Graph& graph, Backend& backend, const Shape& input_shape)
-    : graph_(graph), backend_(backend) {
+    : graph_(graph), backend_(backend), runtime_(backend.device_runtime()) {
   const Value& input = graph.value(graph.input());
   const Shape& declared = input.declared_shape;
   if (!declared.empty()) {
@@ -62,10 +89,23 @@ Session::Session(const Graph& graph, Backend& backend, const Shape& input_shape)
   grads_.resize(n_values);
   depends_on_input_.assign(n_values, false);
   depends_on_input_[graph.input()] = true;
-  values_[graph.input()] = Tensor(input_shape);
+  values_[graph.input()] = make_buffer(input_shape);
+  if (runtime_) {
+    device_constants_.resize(n_values);
+    host_values_.resize(n_values);
+    host_grads_.resize(n_values);
+    host_value_valid_.assign(n_values, 0);
+    host_grad_valid_.assign(n_values, 0);
+    for (const Node& node : graph.nodes())
+      for (int in : node.inputs)
+        if (in >= 0 && graph.value(in).is_constant() && device_constants_[in].empty()) {
+          device_constants_[in] = make_buffer(graph.value(in).constant->shape());
+          device_constants_[in].copy_from(*graph.value(in).constant);
+        }
+  }
   for (const Node& node : graph.nodes()) {
     const int out = node.outputs[0];
-    values_[out] = Tensor(shapes_[out]);
+    values_[out] = make_buffer(shapes_[out]);
     for (int in : node.inputs)
       if (in >= 0 && depends_on_input_[in]) depends_on_input_[out] = true;
   }
@@ -83,7 +123,7 @@ Session::Session(const Graph& graph, Backend& backend, const Shape& input_shape)
     bool any_constant = false;
     for (size_t i = 0; i < n_in; ++i) {
       const int in = node.inputs[i];
-      b.in.push_back(in < 0 ? nullptr : &value(in));
+      b.in.push_back(in < 0 ? nullptr : &backend_value(in));
       in_shapes.push_back(in < 0 ? nullptr : &shapes_[in]);
       is_constant[i] = in >= 0 && graph.value(in).is_constant();
       any_constant = any_constant || is_constant[i];
@@ -102,7 +142,9 @@ void Session::set_node_timing(bool on) {
 
 const Tensor& Session::value(int value_id) const {
   const Value& v = graph_.value(value_id);
-  return v.is_constant() ? *v.constant : values_.at(value_id);
+  if (v.is_constant()) return *v.constant;
+  if (!runtime_) return values_.at(value_id);
+  return host_view(values_.at(value_id), host_values_[value_id], host_value_valid_[value_id]);
 }
 
 const Tensor& Session::value(const std::string& name) const {
@@ -111,20 +153,54 @@ const Tensor& Session::value(const std::string& name) const {
   return value(id);
 }
 
+void Session::set_graph_replay(bool on) {
+  graph_replay_ = on;
+  forward_graph_.reset();
+  backward_graphs_.clear();
+}
+
+template <class Work>
+void Session::run_captured(std::unique_ptr<CapturedWork>& slot, Work work) {
+  if (!slot) {
+    runtime_->begin_capture();
+    try {
+      work();
+    } catch (...) {
+      runtime_->end_capture();  // leave the stream usable; the partial graph is dropped
+      throw;
+    }
+    slot = runtime_->end_capture();
+    require(slot != nullptr, "graph capture returned no graph");
+  }
+  slot->replay();
+  ++graph_replays_;
+}
+
 void Session::forward(const Tensor& input) {
   require(input.shape() == input_shape(), "input has shape " + shape_to_string(input.shape()) +
                                               ", the session was planned for " +
                                               shape_to_string(input_shape()));
-  Tensor& x = values_[graph_.input()];
-  std::memcpy(x.data(), input.data(), sizeof(float) * input.numel());
+  values_[graph_.input()].copy_from(input);  // an upload on a device backend
+  if (runtime_) std::fill(host_value_valid_.begin(), host_value_valid_.end(), char(0));
+  // The first pass runs eagerly; later ones replay one captured graph.
+  const bool capture = graph_replay_ && !node_timing_ && runtime_ && runtime_->can_capture() && forward_done_;
+  if (capture)
+    run_captured(forward_graph_, [this] { run_forward_nodes(); });
+  else
+    run_forward_nodes();
+  forward_done_ = true;
+}
+
+void Session::run_forward_nodes() {
   const auto& nodes = graph_.nodes();
   for (size_t n = 0; n < nodes.size(); ++n) {
+    if (node_timing_ && runtime_) runtime_->synchronize();
     const auto t0 = node_timing_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     backend_.forward(nodes[n], bindings_[n].in, values_[nodes[n].outputs[0]], saved_[n]);
+    if (node_timing_ && runtime_) runtime_->synchronize();
     if (node_timing_)
       forward_seconds_[n] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  forward_done_ = true;
 }
 
 const std::vector<int>& Session::backward_plan(int seed_id) {
@@ -150,12 +226,12 @@ const std::vector<int>& Session::backward_plan(int seed_id) {
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       const int in = node.inputs[i];
       if (in < 0 || !depends_on_input_[in]) continue;
-      if (grads_[in].shape() != shapes_[in] || grads_[in].empty()) grads_[in] = Tensor(shapes_[in]);
+      if (grads_[in].shape() != shapes_[in] || grads_[in].empty()) grads_[in] = make_buffer(shapes_[in]);
       b.grad_in[i] = &grads_[in];
     }
   }
-  if (grads_[seed_id].empty()) grads_[seed_id] = Tensor(shapes_[seed_id]);
-  if (grads_[graph_.input()].empty()) grads_[graph_.input()] = Tensor(shapes_[graph_.input()]);
+  if (grads_[seed_id].empty()) grads_[seed_id] = make_buffer(shapes_[seed_id]);
+  if (grads_[graph_.input()].empty()) grads_[graph_.input()] = make_buffer(shapes_[graph_.input()]);
   return backward_plans_.emplace(seed_id, std::move(plan)).first->second;
 }
 
@@ -167,31 +243,44 @@ const Tensor& Session::backward_input(int seed_id, const Tensor& seed, BackwardR
   require(seed.shape() == shapes_[seed_id], "seed has shape " + shape_to_string(seed.shape()) +
                                                 ", value '" + graph_.value(seed_id).name +
                                                 "' has shape " + shape_to_string(shapes_[seed_id]));
-  const std::vector<int>& plan = backward_plan(seed_id);
+  const bool planned = backward_plans_.count(seed_id) > 0;
+  backward_plan(seed_id);  // allocates this seed's gradient buffers the first time (never captured)
   last_seed_ = seed_id;
+  grads_[seed_id].copy_from(seed);  // an upload on a device backend
+  if (runtime_) std::fill(host_grad_valid_.begin(), host_grad_valid_.end(), char(0));
+  if (node_timing_) std::fill(backward_seconds_.begin(), backward_seconds_.end(), 0.0);
+  const bool capture = graph_replay_ && !node_timing_ && runtime_ && runtime_->can_capture() && planned;
+  if (capture)
+    run_captured(backward_graphs_[{seed_id, int(rule)}], [this, seed_id, rule] { run_backward_nodes(seed_id, rule); });
+  else
+    run_backward_nodes(seed_id, rule);
+  return gradient(graph_.input());
+}
+
+void Session::run_backward_nodes(int seed_id, BackwardRule rule) {
+  const std::vector<int>& plan = backward_plans_.at(seed_id);
   const auto& nodes = graph_.nodes();
   // Each gradient buffer is zeroed just before the first node that accumulates into it, while it is
   // about to be used (cache-warm), rather than all of them up front.
   std::fill(grad_zeroed_.begin(), grad_zeroed_.end(), char(0));
-  std::memcpy(grads_[seed_id].data(), seed.data(), sizeof(float) * seed.numel());
   grad_zeroed_[seed_id] = 1;
-  if (node_timing_) std::fill(backward_seconds_.begin(), backward_seconds_.end(), 0.0);
   for (int n : plan) {
     const Node& node = nodes[n];
     const int out = node.outputs[0];
+    if (node_timing_ && runtime_) runtime_->synchronize();
     const auto t0 = node_timing_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     for (size_t i = 0; i < node.inputs.size(); ++i)
       if (bindings_[n].grad_in[i] && !grad_zeroed_[node.inputs[i]]) {
-        zero_fill(*bindings_[n].grad_in[i]);
+        zero(*bindings_[n].grad_in[i]);
         grad_zeroed_[node.inputs[i]] = 1;
       }
     backend_.backward_input(node, rule, bindings_[n].in, values_[out], grads_[out],
                             bindings_[n].grad_in, saved_[n]);
+    if (node_timing_ && runtime_) runtime_->synchronize();
     if (node_timing_)
       backward_seconds_[n] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  if (!grad_zeroed_[graph_.input()]) zero_fill(grads_[graph_.input()]);
-  return grads_[graph_.input()];
+  if (!grad_zeroed_[graph_.input()]) zero(grads_[graph_.input()]);
 }
 
 const Tensor& Session::gradient(int value_id) const {
@@ -203,7 +292,8 @@ const Tensor& Session::gradient(int value_id) const {
     for (int in : graph_.nodes()[n].inputs) on_path = on_path || in == value_id;
   require(on_path && !grads_[value_id].empty(), "value '" + graph_.value(value_id).name +
                                                      "' is not on the path from the input to the seed value");
-  return grads_[value_id];
+  if (!runtime_) return grads_[value_id];
+  return host_view(grads_[value_id], host_grads_[value_id], host_grad_valid_[value_id]);
 }
 
 }  // namespace deepinside

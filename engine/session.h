@@ -3,7 +3,13 @@
 // LRN scales, gradients) is planned once in the constructor; forward and backward_input allocate
 // nothing. forward keeps what backward needs; backward_input seeds any value and propagates the
 // gradient down to the input.
+//
+// On a device backend (backend.device_runtime() != nullptr) every internal buffer, the graph's
+// constants included, lives in device memory, allocated here once; forward uploads the input,
+// backward_input uploads the seed. The public API stays host-facing: value(), gradient() and the
+// tensor backward_input returns are host copies, downloaded on first access after each pass.
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,9 +35,10 @@ class Session {
   // Runs every node. input must have the planned shape.
   void forward(const Tensor& input);
 
-  // The value after forward (activations, or a constant).
+  // The value after forward (activations, or a constant); a host tensor on every backend.
   const Tensor& value(int value_id) const;
   const Tensor& value(const std::string& name) const;
+  // What node_index's forward kept, in the backend's memory (device tensors on a device backend).
   const NodeSaved& saved(int node_index) const { return saved_.at(node_index); }
 
   // Back-propagates seed = d(loss)/d(value seed_id) (shape of that value) through the nodes between
@@ -41,6 +48,13 @@ class Session {
   // After backward_input: d(loss)/d(value) for any value on a path from the input to the seed
   // (intermediate activations, e.g. a conv layer's output for Grad-CAM). Throws Error otherwise.
   const Tensor& gradient(int value_id) const;
+
+  // Graph replay (device backends whose runtime can capture: CUDA graphs; the emulation records):
+  // after a pass has run once eagerly (which plans its buffers), the next identical pass - forward,
+  // or backward_input for one seed value and rule - is captured once and then replayed as one
+  // launch. Off by default; node timing turns it off while on.
+  void set_graph_replay(bool on);
+  int graph_replays() const { return graph_replays_; }  // passes replayed so far (tests, bench)
 
   // Per-node wall time (seconds) of the last forward and backward_input, indexed like
   // graph().nodes(); 0 for nodes a pass did not run. Off by default (the benchmark's --layers).
@@ -54,13 +68,30 @@ class Session {
     std::vector<Tensor*> grad_in;  // nullptr where the input needs no gradient
   };
   const std::vector<int>& backward_plan(int seed_id);
+  Tensor make_buffer(const Shape& shape) const;  // host or device memory, per the backend
+  // The tensor the backend reads for value_id: an activation, or a constant (its device copy on a
+  // device backend).
+  const Tensor& backend_value(int value_id) const;
+  // t itself on a host backend; else its host copy in cache, downloaded once per pass.
+  const Tensor& host_view(const Tensor& t, Tensor& cache, char& valid) const;
+  void zero(Tensor& t);
+  void run_forward_nodes();
+  void run_backward_nodes(int seed_id, BackwardRule rule);
+  // Runs work eagerly, or through the captured graph in slot (capturing it first when empty).
+  template <class Work>
+  void run_captured(std::unique_ptr<CapturedWork>& slot, Work work);
 
   const Graph& graph_;
   Backend& backend_;
+  DeviceRuntime* runtime_ = nullptr;  // nullptr: host backend
   std::vector<Shape> shapes_;
   std::vector<Tensor> values_;  // activations by value id (empty for constants)
   std::vector<Tensor> grads_;   // gradients by value id, for values that depend on the input
   std::vector<NodeSaved> saved_;
+  std::vector<Tensor> device_constants_;  // device backends: the graph's constants, uploaded once
+  // Device backends: host copies of values and gradients, and whether they are current.
+  mutable std::vector<Tensor> host_values_, host_grads_;
+  mutable std::vector<char> host_value_valid_, host_grad_valid_;
   std::vector<NodeBinding> bindings_;
   std::vector<bool> depends_on_input_;
   std::vector<char> grad_zeroed_;  // per value, during backward_input: zeroed in this pass yet?
@@ -68,6 +99,10 @@ class Session {
   bool forward_done_ = false;
   int last_seed_ = -1;
   bool node_timing_ = false;
+  bool graph_replay_ = false;
+  int graph_replays_ = 0;
+  std::unique_ptr<CapturedWork> forward_graph_;
+  std::map<std::pair<int, int>, std::unique_ptr<CapturedWork>> backward_graphs_;  // (seed value, rule)
   std::vector<double> forward_seconds_, backward_seconds_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/device.h"
 #include "engine/error.h"
 
 namespace deepinside {
@@ -23,22 +24,108 @@ std::string shape_to_string(const Shape& shape) {
 }
 
 template <class T>
+BasicTensor<T>::DeviceMemory::DeviceMemory(DeviceMemory&& other) noexcept
+    : runtime(other.runtime), pointer(std::exchange(other.pointer, nullptr)) {}
+
+template <class T>
+typename BasicTensor<T>::DeviceMemory& BasicTensor<T>::DeviceMemory::operator=(DeviceMemory&& other) noexcept {
+  if (this != &other) {
+    if (pointer) runtime->release(pointer);
+    runtime = other.runtime;
+    pointer = std::exchange(other.pointer, nullptr);
+  }
+  return *this;
+}
+
+template <class T>
+BasicTensor<T>::DeviceMemory::~DeviceMemory() {
+  if (pointer) runtime->release(pointer);
+}
+
+template <class T>
 BasicTensor<T>::BasicTensor(Shape shape, Device device) : shape_(std::move(shape)), device_(device) {
   for (int64_t d : shape_) require(d >= 0, "negative dimension in shape " + shape_to_string(shape_));
-  require(device_ == Device::cpu, "tensors on device 'cuda' need a CUDA build");
-  data_.assign(static_cast<size_t>(shape_numel(shape_)), T(0));
+  require(device_ == Device::cpu, "a tensor on device 'cuda' needs the runtime of a CUDA backend");
+  numel_ = shape_numel(shape_);
+  data_.assign(static_cast<size_t>(numel_), T(0));
+}
+
+template <class T>
+BasicTensor<T>::BasicTensor(Shape shape, DeviceRuntime& runtime) : shape_(std::move(shape)), device_(Device::cuda) {
+  for (int64_t d : shape_) require(d >= 0, "negative dimension in shape " + shape_to_string(shape_));
+  numel_ = shape_numel(shape_);
+  device_memory_.runtime = &runtime;
+  // Never a zero-byte request: every tensor has a distinct, valid address.
+  device_memory_.pointer = runtime.allocate(std::max<size_t>(sizeof(T) * size_t(numel_), sizeof(T)));
+}
+
+template <class T>
+BasicTensor<T>::BasicTensor(BasicTensor&& other) noexcept
+    : shape_(std::move(other.shape_)),
+      device_(std::exchange(other.device_, Device::cpu)),
+      numel_(std::exchange(other.numel_, 0)),
+      data_(std::move(other.data_)),
+      device_memory_(std::move(other.device_memory_)) {
+  other.shape_.clear();
+  other.data_.clear();
+}
+
+template <class T>
+BasicTensor<T>& BasicTensor<T>::operator=(BasicTensor&& other) noexcept {
+  if (this != &other) {
+    shape_ = std::move(other.shape_);
+    device_ = std::exchange(other.device_, Device::cpu);
+    numel_ = std::exchange(other.numel_, 0);
+    data_ = std::move(other.data_);
+    device_memory_ = std::move(other.device_memory_);
+    other.shape_.clear();
+    other.data_.clear();
+  }
+  return *this;
 }
 
 template <class T>
 BasicTensor<T> BasicTensor<T>::clone() const {
+  if (!on_host()) {
+    BasicTensor copy(shape_, *runtime());
+    copy.copy_from(*this);
+    return copy;
+  }
   BasicTensor copy(shape_, device_);
   std::copy(data_.begin(), data_.end(), copy.data_.begin());
   return copy;
 }
 
 template <class T>
+void BasicTensor<T>::copy_from(const BasicTensor& src) {
+  require(src.numel() == numel(), "copy_from: " + shape_to_string(src.shape()) + " into " + shape_to_string(shape_));
+  const size_t bytes = sizeof(T) * size_t(numel());
+  if (bytes == 0) return;
+  if (on_host() && src.on_host())
+    std::copy(src.data_.begin(), src.data_.end(), data_.begin());
+  else if (on_host())
+    src.runtime()->download(data(), src.data(), bytes);
+  else if (src.on_host())
+    runtime()->upload(data(), src.data(), bytes);
+  else
+    runtime()->copy(data(), src.data(), bytes);
+}
+
+template <class T>
+BasicTensor<T> BasicTensor<T>::to_host() const {
+  BasicTensor host(shape_);
+  host.copy_from(*this);
+  return host;
+}
+
+template <class T>
 void BasicTensor<T>::fill(T value) {
-  std::fill(data_.begin(), data_.end(), value);
+  if (on_host()) {
+    std::fill(data_.begin(), data_.end(), value);
+    return;
+  }
+  require(value == T(0), "fill: a device tensor can only be zero-filled; upload other values with copy_from");
+  runtime()->zero(data(), sizeof(T) * size_t(numel()));
 }
 
 template <class T>

@@ -12,6 +12,9 @@ Usage (the bench runs it; standalone works too):
   bench_pytorch.py --model NET.onnx --batch 1,16,64 --repeat 5 --warmup 1 --threads 2 \\
                    [--scores-value scores] [--check-input x.npy --check-output s.npy] --json out.json
 Prints one JSON object: per batch size the timings, and the process's peak memory.
+
+--device cuda runs the same pass on the GPU (FP32, TF32 off, cuDNN autotuning on, the clock read
+after torch.cuda.synchronize()); where torch has no CUDA (Debian's build) it prints {"skipped": why}.
 """
 import argparse
 import json
@@ -188,12 +191,27 @@ def main():
     ap.add_argument("--check-input", default="")
     ap.add_argument("--check-output", default="")
     ap.add_argument("--json", default="")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
 
     import torch
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        text = json.dumps({"skipped": "this torch (%s) has no CUDA device or no CUDA build" % torch.__version__})
+        if args.json:
+            with open(args.json, "w") as f:
+                f.write(text)
+        print(text)
+        return 0
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    if args.device == "cuda":  # FP32 like our parity runs: no TF32; cuDNN picks its fastest algorithms
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
     net = OnnxNet(args.model, torch)
+    net.consts = {k: v.to(device) for k, v in net.consts.items()}
     scores_value = args.scores_value or net.default_scores()
     result = {
         "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": loaded_blas(),
@@ -202,23 +220,25 @@ def main():
     }
     if args.check_input:  # scores of the engine's check input, for the bench to compare
         with torch.no_grad():
-            xc = torch.from_numpy(np.load(args.check_input).astype(np.float32))
+            xc = torch.from_numpy(np.load(args.check_input).astype(np.float32)).to(device)
             s = net.run(xc, scores_value)
-        np.save(args.check_output, s.numpy().astype(np.float32))
+        np.save(args.check_output, s.cpu().numpy().astype(np.float32))
     for batch in [int(b) for b in args.batch.split(",") if b]:
         hwm_reset = reset_hwm()
         # PyTorch at its best: its CPU convolutions (oneDNN) are faster in NHWC for some nets and in
         # NCHW for others, so both are tried after the warm-up and the faster one is timed.
         best = None
-        for channels_last in (False, True):
+        for channels_last in ((False, True) if args.device == "cpu" else (False,)):
             net.use_channels_last(channels_last)
             fmt = torch.channels_last if channels_last else torch.contiguous_format
-            xf = torch.randn((batch,) + net.input_chw, dtype=torch.float32).contiguous(memory_format=fmt)
+            xf = torch.randn((batch,) + net.input_chw, dtype=torch.float32).to(device).contiguous(memory_format=fmt)
             xf.requires_grad_(True)
             for _ in range(args.warmup):
                 saliency(net, torch, xf, scores_value)
+            sync()
             t0 = time.perf_counter()
             saliency(net, torch, xf, scores_value)
+            sync()
             t = time.perf_counter() - t0
             if best is None or t < best[0]:
                 best = (t, channels_last, xf)
@@ -227,8 +247,10 @@ def main():
         net.use_channels_last(channels_last)
         times = []
         for _ in range(args.repeat):
+            sync()
             t0 = time.perf_counter()
             saliency(net, torch, x, scores_value)
+            sync()
             times.append(time.perf_counter() - t0)
         result["batches"].append({
             "batch": batch, "seconds": times, "median_s": statistics.median(times),

@@ -54,6 +54,7 @@ struct BenchFlags {
   std::string python = "/usr/bin/python3";
   std::string peer_script = std::string(DEEPINSIDE_TOOLS_DIR) + "/bench_pytorch.py";
   std::string rule = "gradient";
+  std::string peer_device = "cpu";  // where the PyTorch peer runs: the device of our backend
 };
 
 std::vector<int> parse_batches(const std::string& text) {
@@ -228,7 +229,7 @@ json run_peer(const BenchFlags& f, const Net& net, const std::vector<int>& batch
   const std::string cmd = "env " + env + " " + shell_quote(f.python) + " " + shell_quote(f.peer_script) +
                           " --model " + shell_quote(net.onnx_for_peer) + " --batch " + batch_list + " --repeat " +
                           std::to_string(repeat) + " --warmup " + std::to_string(warmup) + " --threads " +
-                          std::to_string(threads) + " --scores-value " +
+                          std::to_string(threads) + " --device " + f.peer_device + " --scores-value " +
                           shell_quote(net.model.graph.value(net.model.scores_value).name) + " --check-input " +
                           shell_quote(check_in) + " --check-output " + shell_quote(check_out) + " --json " +
                           shell_quote(out_json) + " >" + shell_quote((tmp / "peer.log").string()) + " 2>&1";
@@ -294,9 +295,20 @@ void run_bench(const BenchFlags& f0) {
   if (nets.empty()) nets = zoo_names();
   const std::string backend_name = f.backend.empty() ? f.device : f.backend;
   auto backend = make_backend(backend_name);
-  const bool peer = !f.no_peer && f.device == "cpu";
+  // GPU backends ("cuda", "cudnn"): PyTorch runs on the same GPU, the device's nominal FP32 and DRAM
+  // peaks replace the CPU probes, and every pass after the first replays a CUDA graph.
+  DeviceRuntime* const gpu = backend->device_runtime();
+  const bool on_gpu = gpu && (backend->name() == "cuda" || backend->name() == "cudnn");
+  if (on_gpu) f.peer_device = "cuda";
+  const bool peer = !f.no_peer && (f.device == "cpu" || on_gpu);
 
-  const cpu_fast::MachinePeak peak = cpu_fast::probe_machine(f.quick ? 0.3 : 1.5);
+  cpu_fast::MachinePeak peak = cpu_fast::probe_machine(f.quick ? 0.3 : 1.5);
+  if (on_gpu && gpu->peaks().fp32_gflops > 0) {
+    peak.gemm_gflops = gpu->peaks().fp32_gflops;
+    peak.copy_gbps = gpu->peaks().dram_gbps;
+    std::cout << "device: " << gpu->name() << ", nominal FP32 peak " << fmt(peak.gemm_gflops) << " GFLOP/s, DRAM "
+              << fmt(peak.copy_gbps) << " GB/s (the percentages below are of these)\n";
+  }
   char host[256] = "";
   gethostname(host, sizeof(host) - 1);
   std::cout << "deepinside bench: saliency = forward + d(top-1 score)/d(input) + map, rule " << rule_name(rule)
@@ -320,6 +332,7 @@ void run_bench(const BenchFlags& f0) {
 
   json report{{"tool", "deepinside bench"},
               {"rule", rule_name(rule)},
+              {"device", on_gpu ? gpu->name() : std::string("cpu")},
               {"machine",
                {{"threads", peak.threads}, {"host", host}, {"gemm_gflops", peak.gemm_gflops},
                 {"own_gemm_gflops", peak.own_gemm_gflops}, {"eigen_gemm_gflops", peak.eigen_gemm_gflops},
@@ -359,6 +372,7 @@ void run_bench(const BenchFlags& f0) {
       const bool hwm_reset = reset_hwm();
       const Shape shape{batch, chw[0], chw[1], chw[2]};
       Session session(g, *backend, shape);
+      session.set_graph_replay(on_gpu);
       const Tensor x = random_input(shape, 11 + batch);
       const std::vector<int> classes(batch, -1);
       for (int i = 0; i < f.warmup; ++i) viz::compute_saliency(session, net.model, x, classes, rule);

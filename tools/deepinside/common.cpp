@@ -20,8 +20,10 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f) {
                                  "resize the shorter side to N, then centre-crop (0: resize straight)");
   cmd->add_option("--labels", f.labels, "label file, one class per line (overrides the card)");
   cmd->add_option("--scores", f.scores, "name of the value holding the class scores (default: softmax input)");
-  cmd->add_option("--device", f.device, "cpu (cuda in CUDA builds)")->check(CLI::IsMember({"cpu", "cuda"}));
-  cmd->add_option("--backend", f.backend, "backend name (default: the device's own)");
+  cmd->add_option("--device", f.device, "cpu or cuda (a GPU, in CUDA builds)")->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--backend", f.backend,
+                  "backend (default: the device's own): cpu, cpu-reference, cuda, cudnn, or cuda-emu (the CUDA "
+                  "kernels emulated on the CPU; slow, for checks)");
 }
 
 std::pair<int, int> parse_size(const std::string& text, const std::string& flag) {

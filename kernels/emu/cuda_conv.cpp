@@ -1,0 +1,2 @@
+// kernels/cuda/conv.cu compiled for the host (backend "cuda-emu"; see kernels/emu/emu.h).
+#include "kernels/cuda/conv.cu"

@@ -1,0 +1,2 @@
+// kernels/cuda/cuda_backend.cpp built on kernels/emu (backend "cuda-emu").
+#include "kernels/cuda/cuda_backend.cpp"
