@@ -432,6 +432,12 @@ TEST_CASE("parity: Conv, fast path vs reference, over a sweep of geometries", "[
       {"depthwise", {1, 8, 9, 9}, 8, 3, 3, window({2, 2}, {1, 1, 1, 1}), 8},
       {"1x1 pointwise, batch 2", {2, 70, 9, 10}, 50, 1, 1, window({1, 1}, {0, 0, 0, 0}), 1},
       {"1x1 with pad 1", {1, 16, 6, 7}, 12, 1, 1, window({1, 1}, {1, 1, 1, 1}), 1},
+      // A pointwise backward over <= 64 input channels reads a dense dY in place, unpacked; pixel
+      // counts off the 48-column panels, so that the last panel is partial.
+      {"1x1 pointwise, 48 inputs: dense dY read in place", {1, 48, 13, 17}, 16, 1, 1, window({1, 1}, {0, 0, 0, 0}),
+       1, ConvCase::dense},
+      {"1x1 pointwise, 100 outputs, batch 2: dense dY read in place", {2, 20, 7, 11}, 100, 1, 1,
+       window({1, 1}, {0, 0, 0, 0}), 1, ConvCase::dense},
       {"1x1 stride 2", {1, 9, 9, 9}, 10, 1, 1, window({2, 2}, {0, 0, 0, 0}), 1},
       {"5x5 stride 2 pad 1, batch 3", {3, 6, 17, 15}, 9, 5, 5, window({2, 2}, {1, 1, 1, 1}), 1},
       {"7x7 stride 2", {1, 3, 37, 37}, 16, 7, 7, window({2, 2}, {0, 0, 0, 0}), 1},
