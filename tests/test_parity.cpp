@@ -337,6 +337,12 @@ TEST_CASE("parity: Conv, fast path vs reference, over a sweep of geometries", "[
       {"depthwise", {1, 8, 9, 9}, 8, 3, 3, window({2, 2}, {1, 1, 1, 1}), 8},
       {"1x1 pointwise, batch 2", {2, 70, 9, 10}, 50, 1, 1, window({1, 1}, {0, 0, 0, 0}), 1},
       {"1x1 with pad 1", {1, 16, 6, 7}, 12, 1, 1, window({1, 1}, {1, 1, 1, 1}), 1},
+      // A pointwise backward over <= 64 input channels reads a dense dY in place, unpacked; pixel
+      // counts off the 48-column panels, so that the last panel is partial.
+      {"1x1 pointwise, 48 inputs: dense dY read in place", {1, 48, 13, 17}, 16, 1, 1, window({1, 1}, {0, 0, 0, 0}),
+       1, ConvCase::dense},
+      {"1x1 pointwise, 100 outputs, batch 2: dense dY read in place", {2, 20, 7, 11}, 100, 1, 1,
+       window({1, 1}, {0, 0, 0, 0}), 1, ConvCase::dense},
       {"1x1 stride 2", {1, 9, 9, 9}, 10, 1, 1, window({2, 2}, {0, 0, 0, 0}), 1},
       {"5x5 stride 2 pad 1, batch 3", {3, 6, 17, 15}, 9, 5, 5, window({2, 2}, {1, 1, 1, 1}), 1},
       {"7x7 stride 2", {1, 3, 37, 37}, 16, 7, 7, window({2, 2}, {0, 0, 0, 0}), 1},
@@ -355,6 +361,11 @@ TEST_CASE("parity: Conv, fast path vs reference, over a sweep of geometries", "[
        ConvCase::dense},
       {"class-score 1x1 pad 1, one-hot gradient", {2, 64, 6, 6}, 100, 1, 1, window({1, 1}, {1, 1, 1, 1}), 1,
        ConvCase::one_plane_active},
+      // 1x1 stride 1 with padding: the bias ring + an interior GEMM over the input pixels.
+      {"1x1 asymmetric pads, > one packed block of rows", {1, 24, 9, 11}, 200, 1, 1, window({1, 1}, {0, 1, 2, 3}),
+       1, ConvCase::dense},
+      {"1x1 pad 2, dilation 2, groups 2, batch 2", {2, 12, 7, 5}, 10, 1, 1, window({1, 1}, {2, 2, 2, 2}, {2, 2}), 2},
+      {"1x1 pad 1, interior in several panels", {1, 8, 14, 15}, 33, 1, 1, window({1, 1}, {1, 1, 1, 1}), 1},
       {"pointwise, one-hot gradient", {1, 32, 5, 5}, 40, 1, 1, window({1, 1}, {0, 0, 0, 0}), 1,
        ConvCase::one_plane_active},
   };
@@ -481,6 +492,47 @@ TEST_CASE("parity: ReLU forward and the three backward rules are exact", "[parit
   for (int64_t n : {1, 17, 1000, 100003}) check_relu(n, rng);
 }
 
+TEST_CASE("parity: GlobalAveragePool, forward to float rounding of the double sum, backward exact",
+          "[parity][gap]") {
+  std::mt19937_64 rng(47);
+  // (N, C, H, W): tiny (one thread), SqueezeNet's conv10 output (threaded), odd plane sizes.
+  for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{1, 1000, 16, 16}, Shape{3, 70, 13, 11}}) {
+    INFO("global average pool of " << shape[0] << "x" << shape[1] << "x" << shape[2] << "x" << shape[3]);
+    const int64_t planes = shape[0] * shape[1], plane_size = shape[2] * shape[3];
+    auto x = random_floats(rng, size_t(planes * plane_size));
+    x[5] = std::numeric_limits<float>::quiet_NaN();  // propagates to its plane's mean
+    const auto dy = random_floats(rng, size_t(planes), 0.3), dx0 = random_floats(rng, size_t(planes * plane_size));
+    std::vector<float> ref_yf(static_cast<size_t>(planes));  // the "cpu-reference" backend's own arithmetic
+    cpu::global_avgpool_forward(ref_yf.data(), x.data(), planes, plane_size);
+    Vec ref_y = to_double(ref_yf);
+    Guarded<float> y(static_cast<size_t>(planes));
+    fast::global_avgpool_forward(y.data(), x.data(), planes, plane_size);
+    y.require_guards("global average pool y");
+    REQUIRE(std::isnan(y.data()[0]));
+    y.data()[0] = 0.0f;
+    ref_y[0] = 0.0;
+    require_close("global average pool forward", y.data(), ref_y, {1e-6, 1e-12});
+    auto ref_dx_from = [&](const std::vector<float>& start) {
+      std::vector<float> d = start;  // in float, as the fast path must do exactly
+      cpu::global_avgpool_backward_input(d.data(), dy.data(), planes, plane_size);
+      return to_double(d);
+    };
+    Guarded<float> dx(static_cast<size_t>(planes * plane_size));
+    std::copy(dx0.begin(), dx0.end(), dx.data());
+    fast::global_avgpool_backward_input(dx.data(), dy.data(), planes, plane_size);
+    dx.require_guards("global average pool dx");
+    require_close("global average pool backward (adds into dx)", dx.data(), ref_dx_from(dx0), exact());
+
+    x[5] = 0.5f;
+    cpu::global_avgpool_forward(ref_yf.data(), x.data(), planes, plane_size);
+    const Vec ref_y_finite = to_double(ref_yf);
+    const Graph graph = one_node_graph(OpKind::GlobalAveragePool, std::monostate{}, shape, {});
+    const std::vector<float> zeros(size_t(planes * plane_size), 0.0f);
+    check_backends("global average pool", graph, to_tensor(x, shape), to_tensor(dy, Shape{shape[0], shape[1], 1, 1}),
+                   ref_y_finite, {1e-6, 1e-12}, [&](BackwardRule) { return ref_dx_from(zeros); }, exact());
+  }
+}
+
 TEST_CASE("parity: copies and the ops the fast backend does not accelerate are bit-identical to the reference",
           "[parity][delegated]") {
   std::mt19937_64 rng(46);
@@ -499,7 +551,6 @@ TEST_CASE("parity: copies and the ops the fast backend does not accelerate are b
   avg.ceil_mode = true;
   const Case cases[] = {
       {"AveragePool", OpKind::AveragePool, avg, {}},
-      {"GlobalAveragePool", OpKind::GlobalAveragePool, std::monostate{}, {}},
       {"Softmax", OpKind::Softmax, SoftmaxParams{1, false}, {}},
       {"Concat (fast: threaded copies)", OpKind::Concat, AxisParams{1}, {{2, 3, 7, 9}}},
       {"Concat on the last axis", OpKind::Concat, AxisParams{-1}, {{2, 6, 7, 4}}},

@@ -7,6 +7,8 @@
 //  - backward: dY's chunk is packed, dcol (Kg x chunk) computed, then scattered back into dx by
 //    input channel (each thread owns whole dx planes: no races, no atomics). A 1x1 stride-1 unpadded
 //    convolution accumulates W^T dY straight into dx.
+// A 1x1 stride-1 convolution with padding (SqueezeNet's conv10) runs both ways over the input
+// pixels only: the output ring is the bias, and its gradient reaches no input.
 // The bias is added by the GEMM's store (no extra pass). 3x3 stride-1 layers on large planes go to
 // Winograd F(2x2,3x3) instead (winograd.cpp).
 #include <algorithm>
@@ -29,6 +31,20 @@ bool is_pointwise(const ConvGeometry& g) {
   return g.KH == 1 && g.KW == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_t == 0 && g.pad_l == 0 &&
          g.OH == g.H && g.OW == g.W;
 }
+
+// A 1x1 stride-1 convolution whose zero padding grows the plane (SqueezeNet's class-score conv10:
+// 512 -> 1000 channels, 14x14 in, pad 1, 16x16 out): the output ring reads only padding, so it is
+// the bias, and the interior is the pointwise GEMM over the input pixels (196 columns, not 256).
+bool is_padded_pointwise(const ConvGeometry& g) {
+  return g.KH == 1 && g.KW == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_t >= 0 && g.pad_l >= 0 &&
+         g.pad_t + g.H <= g.OH && g.pad_l + g.W <= g.OW && !is_pointwise(g);
+}
+
+// A 1x1 convolution's backward GEMM (dx_g += W_g^T dY_g, Cg rows) reads a dense dY in place instead
+// of packing it when Cg <= 64 (SqueezeNet's expand1x1 layers: 16-64 input channels; about 15% off
+// their backward). Forward, reading x in place (K = 128-512 rows 3-12 KB apart) was slower than
+// packing it for the squeezes, so the forward always packs.
+bool reads_b_in_place(int gemm_rows) { return gemm_rows <= 64; }
 
 // Pixels per chunk: whole panels, the chunks of one image as even as possible.
 int chunk_pixels(int64_t rows, int64_t pixels) {
@@ -146,13 +162,94 @@ int64_t conv_workspace_floats(const ConvGeometry& g) {
   const int bwd_chunk = chunk_pixels(std::max(s.kg, s.mg), s.pixels);
   const int64_t bwd = panels_for(bwd_chunk) * s.mg * kNr + (is_pointwise(g) ? 0 : int64_t(s.kg) * bwd_chunk) +
                       s.mg;  // + the active output channels (int32)
-  const int64_t direct = apack + std::max(fwd, bwd);
+  int64_t direct = apack + std::max(fwd, bwd);
+  if (is_padded_pointwise(g)) {  // forward: packed input chunk + its (Mg x chunk) products before placing them
+    const int chunk = chunk_pixels(std::max(s.kg, s.mg), s.in_plane);
+    direct = std::max(direct, apack + panels_for(chunk) * s.kg * kNr + int64_t(s.mg) * chunk);
+    // backward: packed interior of dY's chunk (Mg rows) + the active output channels (int32)
+    direct = std::max(direct, apack + panels_for(chunk) * s.mg * kNr + s.mg);
+  }
   return winograd_applies(g) ? std::max(direct, winograd_workspace_floats(g)) : direct;
 }
+
+namespace {
+
+// y_m's plane (OH,OW) outside the interior rows [pad_t, pad_t + H) x columns [pad_l, pad_l + W) = value.
+void fill_ring(float* ym, const ConvGeometry& g, float value) {
+  for (int oy = 0; oy < g.OH; ++oy) {
+    float* row = ym + int64_t(oy) * g.OW;
+    if (oy < g.pad_t || oy >= g.pad_t + g.H) {
+      std::fill(row, row + g.OW, value);
+    } else {
+      std::fill(row, row + g.pad_l, value);
+      std::fill(row + g.pad_l + g.W, row + g.OW, value);
+    }
+  }
+}
+
+// is_padded_pointwise: per chunk of input pixels, Y_int (Mg x cn) = W_g x_chunk + b into the
+// workspace, then each thread copies whole output planes' rows into place (and, on the first
+// chunk, writes the bias ring).
+void padded_pointwise_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g,
+                              float* ws) {
+  const Sizes s = sizes_of(g);
+  const int threads = thread_count();
+  float* apack = ws;
+  float* packed = ws + int64_t(threads) * kApackFloats;
+  const int chunk = chunk_pixels(std::max(s.kg, s.mg), s.in_plane);
+  const int64_t panel_stride = int64_t(s.kg) * kNr;
+  float* interior = packed + panels_for(chunk) * panel_stride;
+  for (int n = 0; n < g.N; ++n)
+    for (int grp = 0; grp < g.group; ++grp) {
+      const float* xg = x + (int64_t(n) * g.C + int64_t(grp) * s.cg) * s.in_plane;
+      float* yg = y + (int64_t(n) * g.M + int64_t(grp) * s.mg) * s.pixels;
+      const float* bg = b ? b + int64_t(grp) * s.mg : nullptr;
+      for (int64_t c0 = 0; c0 < s.in_plane; c0 += chunk) {
+        const int cn = int(std::min<int64_t>(chunk, s.in_plane - c0));
+        GemmArgs ga;
+        ga.M = s.mg;
+        ga.N = cn;
+        ga.K = s.kg;
+        ga.a = w + int64_t(grp) * s.mg * s.kg;
+        ga.a_rs = s.kg;
+        ga.a_cs = 1;
+        ga.b_packed = packed;
+        ga.panel_stride = panel_stride;
+        ga.c = interior;
+        ga.ldc = cn;
+        ga.bias = bg;
+#pragma omp parallel num_threads(threads)
+        {
+          const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+          const auto [q0, q1] = split(int(panels_for(cn)), nt, tid);
+          pack_b(packed, panel_stride, xg + c0, s.in_plane, 1, s.kg, cn, q0, q1);
+#pragma omp barrier
+          const GemmPart part = gemm_partition(ga, tid, nt);
+          gemm_range(ga, part.m0, part.m1, part.p0, part.p1, apack + int64_t(tid) * kApackFloats);
+#pragma omp barrier
+          const auto [m0, m1] = split(s.mg, nt, tid);
+          for (int m = m0; m < m1; ++m) {
+            float* ym = yg + int64_t(m) * s.pixels;
+            if (c0 == 0) fill_ring(ym, g, bg ? bg[m] : 0.0f);
+            const float* src = interior + int64_t(m) * cn;
+            for (int j = 0; j < cn;) {  // input pixel c0 + j = (iy, ix) -> output (iy + pad_t, ix + pad_l)
+              const int iy = int((c0 + j) / g.W), ix = int((c0 + j) % g.W);
+              const int run = std::min(cn - j, g.W - ix);
+              std::memcpy(ym + int64_t(iy + g.pad_t) * g.OW + g.pad_l + ix, src + j, sizeof(float) * run);
+              j += run;
+            }
+          }
+        }
+      }
+    }
+}
+
+}  // namespace
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g, float* ws,
                     const float* winograd_u) {
   if (winograd_applies(g)) return winograd_forward(y, x, w, winograd_u, b, g, ws);
+  if (is_padded_pointwise(g)) return padded_pointwise_forward(y, x, w, b, g, ws);
   const Sizes s = sizes_of(g);
   const int threads = thread_count();
   float* apack = ws;
@@ -197,9 +294,102 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
     }
 }
 
+namespace {
+
+// Writes the output channels m < mg whose plane of dy (mg, pixels) holds a non-zero (or NaN) value
+// into active; returns how many. Tested 64 values at a time (a vectorised test, one branch).
+int active_channels(int32_t* active, const float* dy, int mg, int64_t pixels) {
+  constexpr int64_t kBlock = 64;
+  int n_active = 0;
+  for (int m = 0; m < mg; ++m) {
+    const float* plane = dy + int64_t(m) * pixels;
+    bool any = false;
+    for (int64_t i0 = 0; i0 < pixels && !any; i0 += kBlock) {
+      const int64_t i1 = std::min(pixels, i0 + kBlock);
+      int nonzero = 0;
+#pragma omp simd reduction(| : nonzero)
+      for (int64_t i = i0; i < i1; ++i) nonzero |= plane[i] != 0.0f;
+      any = nonzero != 0;
+    }
+    if (any) active[n_active++] = m;
+  }
+  return n_active;
+}
+
+// Packs panels [q0, q1) of the interior of dy's rows (output channels `rows[k]`, k < K) for input
+// pixels [c0, c0 + cn): input pixel (iy, ix) reads output pixel (iy + pad_t, ix + pad_l).
+void pack_interior(float* packed, int64_t panel_stride, const float* dyg, const int32_t* rows, int K,
+                   const ConvGeometry& g, int64_t c0, int cn, int q0, int q1) {
+  const int64_t pixels = int64_t(g.OH) * g.OW;
+  for (int q = q0; q < q1; ++q) {
+    const int j0 = q * kNr, nc = std::min(kNr, cn - j0);
+    for (int k = 0; k < K; ++k) {
+      float* d = packed + q * panel_stride + int64_t(k) * kNr;
+      const float* plane = dyg + int64_t(rows[k]) * pixels;
+      for (int j = 0; j < nc;) {
+        const int64_t p = c0 + j0 + j;
+        const int iy = int(p / g.W), ix = int(p % g.W), run = std::min(nc - j, g.W - ix);
+        const float* src = plane + int64_t(iy + g.pad_t) * g.OW + g.pad_l + ix;
+        for (int t = 0; t < run; ++t) d[j + t] = src[t];
+        j += run;
+      }
+      for (int j = nc; j < kNr; ++j) d[j] = 0.0f;
+    }
+  }
+}
+
+// is_padded_pointwise: the ring of dy reaches no input pixel, so dx_g (Cg, H*W) += W_g^T dY_interior
+// over the active output channels, accumulated straight into dx (no dcol, no col2im). For conv10
+// behind a one-hot seed that is a (512 x 196) outer product.
+void padded_pointwise_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g,
+                                     float* ws) {
+  const Sizes s = sizes_of(g);
+  const int threads = thread_count();
+  float* apack = ws;
+  const int chunk = chunk_pixels(std::max(s.kg, s.mg), s.in_plane);
+  float* packed = ws + int64_t(threads) * kApackFloats;
+  const int64_t panel_stride = int64_t(s.mg) * kNr;
+  int32_t* active = reinterpret_cast<int32_t*>(packed + panels_for(chunk) * panel_stride);
+  for (int n = 0; n < g.N; ++n)
+    for (int grp = 0; grp < g.group; ++grp) {
+      const float* dyg = dy + (int64_t(n) * g.M + int64_t(grp) * s.mg) * s.pixels;
+      float* dxg = dx + (int64_t(n) * g.C + int64_t(grp) * s.cg) * s.in_plane;
+      const int n_active = active_channels(active, dyg, s.mg, s.pixels);
+      if (n_active == 0) continue;
+      for (int64_t c0 = 0; c0 < s.in_plane; c0 += chunk) {
+        const int cn = int(std::min<int64_t>(chunk, s.in_plane - c0));
+        GemmArgs ga;  // (Cg x cn) += W_g^T (Cg x Mg) * dY_interior (Mg x cn), over the active channels
+        ga.M = s.kg;
+        ga.N = cn;
+        ga.K = n_active;
+        ga.a = w + int64_t(grp) * s.mg * s.kg;
+        ga.a_rs = 1;
+        ga.a_cs = s.kg;
+        ga.k_index = n_active < s.mg ? active : nullptr;
+        ga.b_packed = packed;
+        ga.panel_stride = panel_stride;
+        ga.c = dxg + c0;
+        ga.ldc = s.in_plane;
+        ga.accumulate = true;
+#pragma omp parallel num_threads(threads)
+        {
+          const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+          const auto [q0, q1] = split(int(panels_for(cn)), nt, tid);
+          pack_interior(packed, panel_stride, dyg, active, n_active, g, c0, cn, q0, q1);
+#pragma omp barrier
+          const GemmPart part = gemm_partition(ga, tid, nt);
+          gemm_range(ga, part.m0, part.m1, part.p0, part.p1, apack + int64_t(tid) * kApackFloats);
+        }
+      }
+    }
+}
+
+}  // namespace
+
 void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws,
                            const float* winograd_u) {
   if (winograd_applies(g)) return winograd_backward_input(dx, dy, w, winograd_u, g, ws);
+  if (is_padded_pointwise(g)) return padded_pointwise_backward_input(dx, dy, w, g, ws);
   const Sizes s = sizes_of(g);
   const int threads = thread_count();
   float* apack = ws;
@@ -217,15 +407,7 @@ void conv2d_backward_input(float* dx, const float* dy, const float* w, const Con
       // Output channels whose gradient plane is all zero add nothing: behind a one-hot seed (the
       // class-score layer of a fully-convolutional net such as SqueezeNet's conv10) that is all
       // but one of them, so the reduction runs over the others only.
-      int n_active = 0;
-      for (int m = 0; m < s.mg; ++m) {
-        const float* plane = dyg + int64_t(m) * s.pixels;
-        for (int64_t i = 0; i < s.pixels; ++i)
-          if (plane[i] != 0.0f) {
-            active[n_active++] = m;
-            break;
-          }
-      }
+      const int n_active = active_channels(active, dyg, s.mg, s.pixels);
       if (n_active == 0) continue;
       const bool sparse = n_active < s.mg;
       for (int64_t c0 = 0; c0 < s.pixels; c0 += chunk) {
@@ -241,6 +423,12 @@ void conv2d_backward_input(float* dx, const float* dy, const float* w, const Con
         ga.k_index = sparse ? active : nullptr;
         ga.b_packed = packed;
         ga.panel_stride = panel_stride;
+        const bool read_in_place = pointwise && !sparse && reads_b_in_place(s.kg);
+        if (read_in_place) {
+          ga.b_packed = dyg + c0;
+          ga.panel_stride = kNr;
+          ga.b_ld = s.pixels;
+        }
         if (pointwise) {
           ga.c = dxg + c0;
           ga.ldc = s.in_plane;
@@ -253,11 +441,13 @@ void conv2d_backward_input(float* dx, const float* dy, const float* w, const Con
         {
           const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
           const auto [q0, q1] = split(panels, nt, tid);
-          if (sparse)
-            pack_b_rows(packed, panel_stride, dyg + c0, s.pixels, 1, active, n_active, cn, q0, q1);
-          else
-            pack_b(packed, panel_stride, dyg + c0, s.pixels, 1, s.mg, cn, q0, q1);
+          if (!read_in_place) {  // (the same on every thread: all reach the barrier or none)
+            if (sparse)
+              pack_b_rows(packed, panel_stride, dyg + c0, s.pixels, 1, active, n_active, cn, q0, q1);
+            else
+              pack_b(packed, panel_stride, dyg + c0, s.pixels, 1, s.mg, cn, q0, q1);
 #pragma omp barrier
+          }
           const GemmPart part = gemm_partition(ga, tid, nt);
           gemm_range(ga, part.m0, part.m1, part.p0, part.p1, apack + int64_t(tid) * kApackFloats);
           if (!pointwise) {

@@ -123,6 +123,9 @@ void CpuFastBackend::forward(const Node& node, std::span<const Tensor* const> in
     case OpKind::MaxPool:
       maxpool2d_forward(y, saved.switches.data(), x.data(), pool_geometry(std::get<PoolParams>(node.params), x.shape()));
       return;
+    case OpKind::GlobalAveragePool:
+      global_avgpool_forward(y, x.data(), x.dim(0) * x.dim(1), x.numel() / (x.dim(0) * x.dim(1)));
+      return;
     case OpKind::LRN:
       lrn_forward(y, saved.scale.data(), x.data(), int(x.dim(0)), int(x.dim(1)), x.numel() / (x.dim(0) * x.dim(1)),
                   std::get<LrnParams>(node.params));
@@ -171,6 +174,9 @@ void CpuFastBackend::backward_input(const Node& node, BackwardRule rule, std::sp
     case OpKind::MaxPool:
       if (dx)
         maxpool2d_backward_input(dx, dy, saved.switches.data(), pool_geometry(std::get<PoolParams>(node.params), x.shape()));
+      return;
+    case OpKind::GlobalAveragePool:
+      if (dx) global_avgpool_backward_input(dx, dy, x.dim(0) * x.dim(1), x.numel() / (x.dim(0) * x.dim(1)));
       return;
     case OpKind::LRN:
       if (dx)

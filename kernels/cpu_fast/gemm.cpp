@@ -56,26 +56,32 @@ void pack_a(float* ap, const GemmArgs& g, int i0, int mc, int k0, int kc) {
 #if defined(__AVX512F__)
 
 // C tile (mv x nc valid of 8 x 16*NV) = / += a (kc x 8) * b (kc x 48 panel rows).
-template <int NV>
-void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c, int64_t ldc,
-                  int mv, int nc, bool load_c, const float* bias) {
+// b's rows k are ldb floats apart. A packed panel (InPlace false: ldb == kNr, zero-padded) is loaded
+// whole; an in-place B (InPlace true) only in its first nc columns (masked loads), so it is never
+// read past its last column. Two instantiations: the packed one keeps its constant stride and
+// unmasked loads (a runtime stride and masks there cost the 3x3 layers ~30%).
+template <int NV, bool InPlace>
+void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, int64_t ldb_in_place,
+                  float* __restrict c, int64_t ldc, int mv, int nc, bool load_c, const float* bias) {
+  const int64_t ldb = InPlace ? ldb_in_place : kNr;
+  __mmask16 mask[NV];
+  for (int v = 0; v < NV; ++v) {
+    const int lanes = std::clamp(nc - 16 * v, 0, 16);
+    mask[v] = __mmask16((1u << lanes) - 1u);
+  }
   __m512 acc[kMr][NV];
   for (int r = 0; r < kMr; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
 #pragma GCC unroll 2
   for (int k = 0; k < kc; ++k) {
-    _mm_prefetch(reinterpret_cast<const char*>(b + (k + 6) * kNr), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + (k + 6) * ldb), _MM_HINT_T0);
     __m512 bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + k * kNr + 16 * v);
+    for (int v = 0; v < NV; ++v)
+      bv[v] = InPlace ? _mm512_maskz_loadu_ps(mask[v], b + k * ldb + 16 * v) : _mm512_loadu_ps(b + k * kNr + 16 * v);
     for (int r = 0; r < kMr; ++r) {
       const __m512 ar = _mm512_set1_ps(a[k * kMr + r]);
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
     }
-  }
-  __mmask16 mask[NV];
-  for (int v = 0; v < NV; ++v) {
-    const int lanes = std::clamp(nc - 16 * v, 0, 16);
-    mask[v] = __mmask16((1u << lanes) - 1u);
   }
   for (int r = 0; r < mv; ++r) {
     float* cr = c + r * ldc;
@@ -93,19 +99,19 @@ void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, 
 
 #else
 
-template <int NV>
-void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c, int64_t ldc,
-                  int mv, int nc, bool load_c, const float* bias) {
+template <int NV, bool InPlace>
+void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, int64_t ldb, float* __restrict c,
+                  int64_t ldc, int mv, int nc, bool load_c, const float* bias) {
   constexpr int W = 16 * NV;
+  const int cols = std::min(nc, W);  // never past B's last column (it may be read in place)
   float acc[kMr][W] = {};
   for (int k = 0; k < kc; ++k) {
-    const float* bk = b + k * kNr;
+    const float* bk = b + k * ldb;
     for (int r = 0; r < kMr; ++r) {
       const float ar = a[k * kMr + r];
-      for (int j = 0; j < W; ++j) acc[r][j] += ar * bk[j];
+      for (int j = 0; j < cols; ++j) acc[r][j] += ar * bk[j];
     }
   }
-  const int cols = std::min(nc, W);
   for (int r = 0; r < mv; ++r) {
     float* cr = c + r * ldc;
     for (int j = 0; j < cols; ++j) {
@@ -121,14 +127,24 @@ void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, 
 
 #endif
 
-void run_micro_kernel(int kc, const float* a, const float* b, float* c, int64_t ldc, int mv, int nc, bool load_c,
-                      const float* bias) {
-  if (nc > 32)
-    micro_kernel<3>(kc, a, b, c, ldc, mv, nc, load_c, bias);
-  else if (nc > 16)
-    micro_kernel<2>(kc, a, b, c, ldc, mv, nc, load_c, bias);
-  else
-    micro_kernel<1>(kc, a, b, c, ldc, mv, nc, load_c, bias);
+void run_micro_kernel(int kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int mv, int nc,
+                      bool load_c, const float* bias) {
+  // A B read in place with a row stride of exactly kNr has whole 48-column panels only (its N is
+  // that stride), so the unmasked packed kernel reads nothing past it either.
+  if (ldb == kNr) {
+    if (nc > 32)
+      micro_kernel<3, false>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+    else if (nc > 16)
+      micro_kernel<2, false>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+    else
+      micro_kernel<1, false>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+  } else if (nc > 32) {
+    micro_kernel<3, true>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+  } else if (nc > 16) {
+    micro_kernel<2, true>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+  } else {
+    micro_kernel<1, true>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+  }
 }
 
 // Even split of [0, n) into `parts`; part i is [begin, end).
@@ -166,10 +182,10 @@ void gemm_range(const GemmArgs& g, int m0, int m1, int p0, int p1, float* apack)
       pack_a(apack, g, ic, mc, pc, kc);
       for (int p = p0; p < p1; ++p) {
         const int nc = std::min(kNr, g.N - p * kNr);
-        const float* bp = g.b_packed + p * g.panel_stride + int64_t(pc) * kNr;
+        const float* bp = g.b_packed + p * g.panel_stride + int64_t(pc) * g.b_ld;
         for (int ir = 0; ir < mc; ir += kMr) {
           const int row = ic + ir;
-          run_micro_kernel(kc, apack + int64_t(ir) * kc, bp, g.c + row * g.ldc + int64_t(p) * kNr, g.ldc,
+          run_micro_kernel(kc, apack + int64_t(ir) * kc, bp, g.b_ld, g.c + row * g.ldc + int64_t(p) * kNr, g.ldc,
                            std::min(kMr, mc - ir), nc, load_c, load_c || !g.bias ? nullptr : g.bias + row);
         }
       }

@@ -30,6 +30,9 @@ struct GemmArgs {
   int64_t a_rs = 0, a_cs = 0;
   const float* b_packed = nullptr;
   int64_t panel_stride = 0;  // floats between packed-B panels (>= K * kNr)
+  // Floats between rows k of a panel: kNr when packed. A row-major B (K x N, row stride ldb) can be
+  // read in place with b_ld = ldb and panel_stride = kNr (the columns past N are never loaded).
+  int64_t b_ld = kNr;
   float* c = nullptr;
   int64_t ldc = 0;
   const float* bias = nullptr;

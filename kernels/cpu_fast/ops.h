@@ -43,10 +43,14 @@ void fc_forward(float* y, const float* a, const float* b, const float* c, const 
 void fc_backward_input(float* da, const float* dy, const float* b, int M, int N, int K, const GemmParams& p,
                        float* ws);
 
-// ---- pooling (pool.cpp) -------------------------------------------------------------------------
+// ---- pooling (pool.cpp): max-pool, global average pool -----------------------------------------
 // Same outputs, switches and tie rule (first maximum in scan order) as the reference.
 void maxpool2d_forward(float* y, int32_t* switches, const float* x, const PoolGeometry& g);
 void maxpool2d_backward_input(float* dx, const float* dy, const int32_t* switches, const PoolGeometry& g);
+// y (planes) = the mean of each plane of x (planes, plane_size), summed in double like the reference.
+void global_avgpool_forward(float* y, const float* x, int64_t planes, int64_t plane_size);
+// dx (planes, plane_size) += dy[p] / plane_size: bit-identical to the reference.
+void global_avgpool_backward_input(float* dx, const float* dy, int64_t planes, int64_t plane_size);
 
 // ---- local response normalisation (lrn.cpp) -----------------------------------------------------
 void lrn_forward(float* y, float* scale, const float* x, int N, int C, int64_t S, const LrnParams& p);

@@ -131,4 +131,35 @@ void maxpool2d_backward_input(float* dx, const float* dy, const int32_t* switche
   }
 }
 
+// Global average pooling, (planes, plane_size) -> (planes): SqueezeNet's last op, 1000 planes of
+// 14x14 (or 16x16). The reference sums each plane serially in double (one add latency per
+// element); here the sum is still double but vectorised (a different order of exact-ish double
+// adds, so the float result agrees to rounding), the planes split across threads when big enough.
+namespace {
+constexpr int64_t kPoolParallelMin = 1 << 15;  // elements; below this one thread beats a fork
+}
+
+void global_avgpool_forward(float* y, const float* x, int64_t planes, int64_t plane_size) {
+#pragma omp parallel for schedule(static) if (planes * plane_size >= kPoolParallelMin)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* xp = x + p * plane_size;
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < plane_size; ++i) sum += double(xp[i]);
+    y[p] = float(sum / double(plane_size));
+  }
+}
+
+// dx += dy[p] / plane_size over plane p: the reference's arithmetic exactly (float division, one add
+// per element), so the result is bit-identical.
+void global_avgpool_backward_input(float* dx, const float* dy, int64_t planes, int64_t plane_size) {
+#pragma omp parallel for schedule(static) if (planes * plane_size >= kPoolParallelMin)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float d = dy[p] / float(plane_size);
+    float* dxp = dx + p * plane_size;
+#pragma omp simd
+    for (int64_t i = 0; i < plane_size; ++i) dxp[i] += d;
+  }
+}
+
 }  // namespace deepinside::cpu_fast
