@@ -30,7 +30,7 @@ int forward_and_backward(Session& session, const Model& model, const Tensor& inp
   if (cls >= 0) check_class_index(cls, model);
   session.forward(input);
   const std::vector<float> s = image_scores(session, model, 0);
-  r.cls = cls >= 0 ? cls : top_classes(s, 1, model).at(0).cls;
+  r.cls = class_or_top1(s, cls, model);
   r.score = s[r.cls];
   Tensor seed(session.shape(model.scores_value));
   seed[r.cls] = 1.0f;

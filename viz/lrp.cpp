@@ -474,9 +474,7 @@ LrpResult compute_lrp(Lrp& lrp, Session& session, const Model& model, const Tens
   Tensor top(session.shape(model.scores_value));
   for (int n = 0; n < N; ++n) {
     const std::vector<float> s = image_scores(session, model, n);
-    int c = classes[n];
-    if (c < 0) c = top_classes(s, 1, model).at(0).cls;
-    check_class_index(c, model);
+    const int c = class_or_top1(s, classes[n], model);
     r.classes.push_back(c);
     r.scores.push_back(s[c]);
     top[int64_t(n) * model.classes + c] = s[c];  // R = S_c at the class, 0 elsewhere

@@ -116,7 +116,7 @@ std::pair<int, float> class_and_score(BatchedGradients& runner, const Tensor& im
       1, [&](int64_t, float* chw) { std::memcpy(chw, image.data(), sizeof(float) * image.numel()); },
       [&](int64_t, const float* s) {
         const std::vector<float> all(s, s + m.classes);
-        if (cls < 0) cls = top_classes(all, 1, m).at(0).cls;
+        cls = class_or_top1(all, cls, m);
         score = all[cls];
       });
   return {cls, score};

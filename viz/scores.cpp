@@ -48,4 +48,10 @@ void check_class_index(int c, const Model& model) {
                                            std::to_string(model.classes - 1) + ")");
 }
 
+int class_or_top1(const std::vector<float>& scores, int requested, const Model& model) {
+  if (requested < 0) return top_classes(scores, 1, model).at(0).cls;
+  check_class_index(requested, model);
+  return requested;
+}
+
 }  // namespace deepinside::viz

@@ -22,5 +22,7 @@ std::vector<float> softmax(const std::vector<float>& scores);
 std::vector<ClassScore> top_classes(const std::vector<float>& scores, int k, const Model& model);
 // Throws Error when c is not a class index of the model.
 void check_class_index(int c, const Model& model);
+// The class a method explains: requested when it is >= 0 (checked), else the top-1 of scores.
+int class_or_top1(const std::vector<float>& scores, int requested, const Model& model);
 
 }  // namespace deepinside::viz
