@@ -31,6 +31,7 @@
 #include "engine/zoo.h"
 #include "kernels/cpu_fast/probe.h"
 #include "tools/deepinside/commands.h"
+#include "tools/deepinside/thread_wait.h"
 #include "viz/saliency.h"
 
 #ifndef DEEPINSIDE_TOOLS_DIR
@@ -217,6 +218,9 @@ json run_peer(const BenchFlags& f, const Net& net, const std::vector<int>& batch
   for (int b : batches) batch_list += (batch_list.empty() ? "" : ",") + std::to_string(b);
   const std::string out_json = (tmp / (net.name + "_peer.json")).string();
   std::string env = "OMP_NUM_THREADS=" + std::to_string(threads);
+  // The peer keeps libgomp's own wait policy (the user's, if set): PyTorch measured slower with
+  // deepinside's shorter spin (docs/benchmarks.md, "Idle threads: spin, then sleep").
+  if (spin_count_defaulted()) env = "-u GOMP_SPINCOUNT -u " + std::string(kSpinCountMarker) + " " + env;
   // PyTorch at its best on this machine: Debian's torch takes whatever libblas.so.3 resolves to;
   // OpenBLAS (libopenblas0-openmp) is put first, with its AVX-512 kernels selected where the CPU
   // has them (OpenBLAS 0.3.21 does not recognise Zen 4 and would pick slower ones).
@@ -315,7 +319,7 @@ void run_bench(const BenchFlags& f0) {
             << "\nmachine: " << peak.threads << " threads; measured peaks: SGEMM " << fmt(peak.gemm_gflops)
             << " GFLOP/s (own " << peak.kernel << " kernel " << fmt(peak.own_gemm_gflops) << ", Eigen "
             << fmt(peak.eigen_gemm_gflops) << "; FMA-loop ceiling " << fmt(peak.fma_gflops) << "), copy "
-            << fmt(peak.copy_gbps) << " GB/s\n"
+            << fmt(peak.copy_gbps) << " GB/s; idle threads: " << thread_wait_description() << "\n"
             << "timing: " << f.warmup << " warm-up + " << f.repeat << " timed runs per batch; ms/image is the "
             << "median, spread = (min..max) of the timed runs\n";
 
@@ -336,7 +340,8 @@ void run_bench(const BenchFlags& f0) {
               {"machine",
                {{"threads", peak.threads}, {"host", host}, {"gemm_gflops", peak.gemm_gflops},
                 {"own_gemm_gflops", peak.own_gemm_gflops}, {"eigen_gemm_gflops", peak.eigen_gemm_gflops},
-                {"fma_gflops", peak.fma_gflops}, {"copy_gbps", peak.copy_gbps}, {"kernel", peak.kernel}}},
+                {"fma_gflops", peak.fma_gflops}, {"copy_gbps", peak.copy_gbps}, {"kernel", peak.kernel},
+                {"thread_wait", thread_wait_description()}}},
               {"repeat", f.repeat},
               {"warmup", f.warmup},
               {"results", json::array()}};

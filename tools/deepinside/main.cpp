@@ -8,8 +8,10 @@
 #include "engine/atomic_file.h"
 #include "engine/error.h"
 #include "tools/deepinside/commands.h"
+#include "tools/deepinside/thread_wait.h"
 
 int main(int argc, char** argv) {
+  deepinside::cli::apply_default_spin_count(argv);  // may re-execute this binary (once)
   CLI::App app{"deepinside: what a trained image classifier looks at (Simonyan et al. 2013 and after)"};
   app.require_subcommand(1);
   std::function<void()> run;
