@@ -103,6 +103,18 @@ Broadcast make_broadcast(const Shape& a, const Shape& b, const Shape& y) {
   return g;
 }
 
+// The offsets in a and b of output element o (row-major over g.dims).
+__device__ __forceinline__ void operand_offsets(const Broadcast& g, int64_t o, int64_t& ia, int64_t& ib) {
+  int64_t rest = o;
+  ia = ib = 0;
+  for (int d = g.rank - 1; d >= 0; --d) {
+    const int64_t idx = rest % g.dims[d];
+    rest /= g.dims[d];
+    ia += idx * g.a_stride[d];
+    ib += idx * g.b_stride[d];
+  }
+}
+
 __device__ __forceinline__ float binary_op(OpKind op, float a, float b) {
   switch (op) {
     case OpKind::Add: return a + b;
@@ -114,13 +126,8 @@ __device__ __forceinline__ float binary_op(OpKind op, float a, float b) {
 
 __global__ void binary_forward_kernel(float* y, const float* a, const float* b, int64_t n, Broadcast g, OpKind op) {
   DI_FOR_EACH(o, n) {
-    int64_t rest = o, ia = 0, ib = 0;
-    for (int d = g.rank - 1; d >= 0; --d) {
-      const int64_t idx = rest % g.dims[d];
-      rest /= g.dims[d];
-      ia += idx * g.a_stride[d];
-      ib += idx * g.b_stride[d];
-    }
+    int64_t ia, ib;
+    operand_offsets(g, o, ia, ib);
     y[o] = binary_op(op, a[ia], b[ib]);
   }
 }
@@ -173,13 +180,8 @@ __global__ void binary_backward_kernel(float* d_self, const float* dy, const flo
 __global__ void binary_backward_same_kernel(float* d_self, const float* dy, const float* a, const float* b,
                                             int64_t n_out, Broadcast g, OpKind op, bool self_is_a) {
   DI_FOR_EACH(o, n_out) {
-    int64_t rest = o, ia = 0, ib = 0;
-    for (int d = g.rank - 1; d >= 0; --d) {
-      const int64_t idx = rest % g.dims[d];
-      rest /= g.dims[d];
-      ia += idx * g.a_stride[d];
-      ib += idx * g.b_stride[d];
-    }
+    int64_t ia, ib;
+    operand_offsets(g, o, ia, ib);
     const float d = dy[o];
     float v;
     switch (op) {
