@@ -35,6 +35,11 @@ struct NodeSaved {
   Tensor prepared;
   const Tensor* prepared_from = nullptr;
   uint64_t prepared_fingerprint = 0;
+  // Set by a fusing Session before plan_saved (backend said fuses_relu): the node's only consumer is
+  // a Relu, which the session no longer runs. forward writes max(0, op(in)) (the Relu's output);
+  // backward_input receives that output and d(loss)/d(Relu output) and applies the rule's rectifier
+  // mask to it first (gradient: out > 0, which is in > 0; deconvnet: grad > 0; guided: both).
+  bool relu_fused = false;
 };
 
 class Backend {
@@ -46,6 +51,8 @@ class Backend {
   // Session on a device backend keeps every buffer (activations, saved state, gradients, the
   // graph's constants) in this runtime's memory.
   virtual DeviceRuntime* device_runtime() { return nullptr; }
+  // Whether this node can absorb a following Relu (NodeSaved::relu_fused). Default: no.
+  virtual bool fuses_relu(const Node& node) const { return false; }
 
   // Allocates node's saved state for these shapes (plan time, never inside a pass).
   virtual void plan_saved(const Node& node, std::span<const Shape* const> input_shapes,

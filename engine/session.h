@@ -18,9 +18,23 @@
 
 namespace deepinside {
 
+// How a Session may lay out its passes (docs/fusion.md). Off by default: every value keeps its own
+// buffer and every node runs. With fuse, on a host backend, two rewrites that change no number:
+//  - a node whose only consumer is a Relu and which the backend fuses_relu (cpu: Conv) writes the
+//    rectified output itself and takes the Relu's rule in its backward; the Relu does not run. The
+//    value between them then has no buffer: value(), gradient() and seeding it throw;
+//  - a Concat whose output has only 1s before its axis (batch 1 along channels) and whose inputs
+//    are each used by it alone gets them as slices of its own buffer, forward and gradient: it
+//    copies nothing, and does not run. Those values stay readable.
+// Values listed in keep (and the graph's outputs) are never fused away.
+struct SessionOptions {
+  bool fuse = false;
+  std::vector<int> keep;
+};
+
 class Session {
  public:
-  Session(const Graph& graph, Backend& backend, const Shape& input_shape);
+  Session(const Graph& graph, Backend& backend, const Shape& input_shape, const SessionOptions& options = {});
 
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -56,8 +70,17 @@ class Session {
   void set_graph_replay(bool on);
   int graph_replays() const { return graph_replays_; }  // passes replayed so far (tests, bench)
 
+  // What fusion did (SessionOptions): Relu nodes absorbed by their producer, Concats that copy
+  // nothing, and for one node whether it does not run (fused or zero-copy: its time is 0).
+  int fused_relus() const { return fused_relus_; }
+  int zero_copy_concats() const { return zero_copy_concats_; }
+  bool node_skipped(int node_index) const { return skip_.at(node_index) != 0; }
+  // Whether a value has no buffer of its own because fusion removed it.
+  bool fused_away(int value_id) const { return fused_into_.at(value_id) >= 0; }
+
   // Per-node wall time (seconds) of the last forward and backward_input, indexed like
-  // graph().nodes(); 0 for nodes a pass did not run. Off by default (the benchmark's --layers).
+  // graph().nodes(); 0 for nodes a pass did not run (skipped ones included). Off by default (the
+  // benchmark's --layers).
   void set_node_timing(bool on);
   const std::vector<double>& forward_seconds() const { return forward_seconds_; }
   const std::vector<double>& backward_seconds() const { return backward_seconds_; }
@@ -67,8 +90,18 @@ class Session {
     std::vector<const Tensor*> in;
     std::vector<Tensor*> grad_in;  // nullptr where the input needs no gradient
   };
-  const std::vector<int>& backward_plan(int seed_id);
+  struct BackwardPlan {
+    std::vector<int> nodes;     // node indices, in reverse order
+    std::vector<char> on_path;  // per value: has a gradient after this seed's pass
+  };
+  const BackwardPlan& backward_plan(int seed_id);
   Tensor make_buffer(const Shape& shape) const;  // host or device memory, per the backend
+  // Decides the fused Relus and zero-copy Concats (fills skip_, output_of_, fused_into_, slice_of_).
+  void plan_fusion(const SessionOptions& options);
+  // The gradient buffer of value_id, allocated (or made a slice of its Concat's) the first time.
+  Tensor& gradient_buffer(int value_id);
+  // Throws Error if value_id was fused away.
+  void require_not_fused(int value_id, const char* what) const;
   // The tensor the backend reads for value_id: an activation, or a constant (its device copy on a
   // device backend).
   const Tensor& backend_value(int value_id) const;
@@ -95,7 +128,15 @@ class Session {
   std::vector<NodeBinding> bindings_;
   std::vector<bool> depends_on_input_;
   std::vector<char> grad_zeroed_;  // per value, during backward_input: zeroed in this pass yet?
-  std::map<int, std::vector<int>> backward_plans_;  // seed value -> node indices, in reverse order
+  std::map<int, BackwardPlan> backward_plans_;  // by seed value
+  // Fusion (plan_fusion): per node, whether it does not run and the value it writes (a fused
+  // producer writes its Relu's output); per value, the node it was fused into (-1: none), and for a
+  // zero-copy Concat's input {the Concat's output, offset in floats} ({-1, 0}: none).
+  std::vector<char> skip_;
+  std::vector<int> output_of_;
+  std::vector<int> fused_into_;
+  std::vector<std::pair<int, int64_t>> slice_of_;
+  int fused_relus_ = 0, zero_copy_concats_ = 0;
   bool forward_done_ = false;
   int last_seed_ = -1;
   bool node_timing_ = false;

@@ -60,11 +60,23 @@ BasicTensor<T>::BasicTensor(Shape shape, DeviceRuntime& runtime) : shape_(std::m
 }
 
 template <class T>
+BasicTensor<T> BasicTensor<T>::view(T* data, Shape shape) {
+  BasicTensor t;
+  for (int64_t d : shape) require(d >= 0, "negative dimension in shape " + shape_to_string(shape));
+  t.numel_ = shape_numel(shape);
+  t.shape_ = std::move(shape);
+  require(data != nullptr || t.numel_ == 0, "a tensor view needs memory");
+  t.view_ = data;
+  return t;
+}
+
+template <class T>
 BasicTensor<T>::BasicTensor(BasicTensor&& other) noexcept
     : shape_(std::move(other.shape_)),
       device_(std::exchange(other.device_, Device::cpu)),
       numel_(std::exchange(other.numel_, 0)),
       data_(std::move(other.data_)),
+      view_(std::exchange(other.view_, nullptr)),
       device_memory_(std::move(other.device_memory_)) {
   other.shape_.clear();
   other.data_.clear();
@@ -77,6 +89,7 @@ BasicTensor<T>& BasicTensor<T>::operator=(BasicTensor&& other) noexcept {
     device_ = std::exchange(other.device_, Device::cpu);
     numel_ = std::exchange(other.numel_, 0);
     data_ = std::move(other.data_);
+    view_ = std::exchange(other.view_, nullptr);
     device_memory_ = std::move(other.device_memory_);
     other.shape_.clear();
     other.data_.clear();
@@ -91,8 +104,8 @@ BasicTensor<T> BasicTensor<T>::clone() const {
     copy.copy_from(*this);
     return copy;
   }
-  BasicTensor copy(shape_, device_);
-  std::copy(data_.begin(), data_.end(), copy.data_.begin());
+  BasicTensor copy(shape_, device_);  // a clone owns its memory, also a view's
+  std::copy(data(), data() + numel_, copy.data_.begin());
   return copy;
 }
 
@@ -102,7 +115,7 @@ void BasicTensor<T>::copy_from(const BasicTensor& src) {
   const size_t bytes = sizeof(T) * size_t(numel());
   if (bytes == 0) return;
   if (on_host() && src.on_host())
-    std::copy(src.data_.begin(), src.data_.end(), data_.begin());
+    std::copy(src.data(), src.data() + src.numel(), data());
   else if (on_host())
     src.runtime()->download(data(), src.data(), bytes);
   else if (src.on_host())
@@ -121,7 +134,7 @@ BasicTensor<T> BasicTensor<T>::to_host() const {
 template <class T>
 void BasicTensor<T>::fill(T value) {
   if (on_host()) {
-    std::fill(data_.begin(), data_.end(), value);
+    std::fill(data(), data() + numel_, value);
     return;
   }
   require(value == T(0), "fill: a device tensor can only be zero-filled; upload other values with copy_from");

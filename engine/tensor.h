@@ -1,5 +1,6 @@
 #pragma once
-// Tensor: a dense, owning, move-only array with a shape (N,C,H,W or fewer dims) and a device.
+// Tensor: a dense, owning, move-only array with a shape (N,C,H,W or fewer dims) and a device (or,
+// made by view(), a host tensor over another's memory).
 // Host tensors (Device::cpu) hold a std::vector; device tensors (Device::cuda) own memory from a
 // DeviceRuntime (engine/device.h) and their data() is a device pointer, for kernels only. Host-device
 // copies are always explicit: copy_from, to_host.
@@ -26,6 +27,9 @@ class BasicTensor {
   explicit BasicTensor(Shape shape, Device device = Device::cpu);  // zero-filled
   // A zero-filled tensor in the runtime's device memory (Device::cuda).
   BasicTensor(Shape shape, DeviceRuntime& runtime);
+  // A host tensor over memory it does not own (a slice of another host tensor, which must outlive
+  // it): a Session's zero-copy Concat gives its inputs such views of its output.
+  static BasicTensor view(T* data, Shape shape);
 
   BasicTensor(const BasicTensor&) = delete;
   BasicTensor& operator=(const BasicTensor&) = delete;
@@ -47,13 +51,16 @@ class BasicTensor {
   bool on_host() const { return device_ == Device::cpu; }
   DeviceRuntime* runtime() const { return device_memory_.runtime; }
   bool empty() const { return numel_ == 0; }
+  bool is_view() const { return view_ != nullptr; }
 
   // Host memory, or device memory for a device tensor (pass it to kernels, never dereference it).
-  T* data() { return on_host() ? data_.data() : static_cast<T*>(device_memory_.pointer); }
-  const T* data() const { return on_host() ? data_.data() : static_cast<const T*>(device_memory_.pointer); }
+  T* data() { return on_host() ? host_data() : static_cast<T*>(device_memory_.pointer); }
+  const T* data() const {
+    return on_host() ? const_cast<BasicTensor*>(this)->host_data() : static_cast<const T*>(device_memory_.pointer);
+  }
   // Element access: host tensors only.
-  T& operator[](int64_t i) { return data_[i]; }
-  const T& operator[](int64_t i) const { return data_[i]; }
+  T& operator[](int64_t i) { return host_data()[i]; }
+  const T& operator[](int64_t i) const { return data()[i]; }
 
   // Any value on the host; only 0 on a device tensor (a device memset).
   void fill(T value);
@@ -71,10 +78,13 @@ class BasicTensor {
     ~DeviceMemory();
   };
 
+  T* host_data() { return view_ ? view_ : data_.data(); }
+
   Shape shape_;
   Device device_ = Device::cpu;
   int64_t numel_ = 0;
-  std::vector<T> data_;         // host storage
+  std::vector<T> data_;         // host storage (empty for a view)
+  T* view_ = nullptr;           // a view's memory, owned elsewhere
   DeviceMemory device_memory_;  // device storage
 };
 

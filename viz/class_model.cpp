@@ -38,7 +38,7 @@ Shape layer_shape(const Model& model, int layer) {
 Classification classify_levels(const Model& model, Backend& backend, const Tensor& levels,
                                const std::vector<int>& classes) {
   const LevelSpace ls = LevelSpace::from(model.preprocessing(), model.channels);
-  Session session(model.graph, backend, levels.shape());
+  Session session(model.graph, backend, levels.shape(), SessionOptions{true, {model.scores_value}});  // scores only
   session.forward(ls.to_input(levels));
   Classification c;
   for (size_t n = 0; n < classes.size(); ++n) {

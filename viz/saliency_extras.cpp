@@ -52,10 +52,11 @@ int balanced_batch(int64_t count, int max_batch) {
   return int((count + chunks - 1) / chunks);
 }
 
-BatchedGradients::BatchedGradients(const Model& model, Backend& backend, int batch)
+BatchedGradients::BatchedGradients(const Model& model, Backend& backend, int batch, bool fuse)
     : model_(model),
       batch_(batch),
-      session_(model.graph, backend, Shape{batch, model.channels, model.height, model.width}),
+      session_(model.graph, backend, Shape{batch, model.channels, model.height, model.width},
+               SessionOptions{fuse, {model.scores_value}}),
       inputs_(Shape{batch, model.channels, model.height, model.width}),
       seed_(session_.shape(model.scores_value)),
       image_size_(image_numel(model)) {

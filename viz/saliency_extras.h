@@ -34,8 +34,9 @@ class BatchedGradients {
   using ConsumeScores = std::function<void(int64_t index, const float* scores)>;
 
   // Plans one Session for (batch, C, H, W); nothing is allocated per call afterwards except the
-  // Session's own cached backward plan.
-  BatchedGradients(const Model& model, Backend& backend, int batch);
+  // Session's own cached backward plan. fuse: the session may fuse (SessionOptions), for callers
+  // that read nothing but the scores and the input gradient.
+  BatchedGradients(const Model& model, Backend& backend, int batch, bool fuse = false);
 
   int batch() const { return batch_; }
   const Model& model() const { return model_; }

@@ -13,21 +13,41 @@ void relu_forward(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-void relu_backward_input(float* dx, const float* dy, const float* x, int64_t n, BackwardRule rule) {
+namespace {
+
+// dx (+)= the rule's rectified dy, one vectorised loop per rule.
+template <bool Accumulate>
+void relu_backward(float* dx, const float* dy, const float* x, int64_t n, BackwardRule rule) {
+  auto store = [dx](int64_t i, float v) {
+    if constexpr (Accumulate)
+      dx[i] += v;
+    else
+      dx[i] = v;
+  };
   switch (rule) {
     case BackwardRule::gradient:
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-      for (int64_t i = 0; i < n; ++i) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+      for (int64_t i = 0; i < n; ++i) store(i, x[i] > 0.0f ? dy[i] : 0.0f);
       break;
     case BackwardRule::deconvnet:
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-      for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] > 0.0f ? dy[i] : 0.0f;
+      for (int64_t i = 0; i < n; ++i) store(i, dy[i] > 0.0f ? dy[i] : 0.0f);
       break;
     case BackwardRule::guided:
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-      for (int64_t i = 0; i < n; ++i) dx[i] += (x[i] > 0.0f && dy[i] > 0.0f) ? dy[i] : 0.0f;
+      for (int64_t i = 0; i < n; ++i) store(i, (x[i] > 0.0f && dy[i] > 0.0f) ? dy[i] : 0.0f);
       break;
   }
+}
+
+}  // namespace
+
+void relu_backward_input(float* dx, const float* dy, const float* x, int64_t n, BackwardRule rule) {
+  relu_backward<true>(dx, dy, x, n, rule);
+}
+
+void relu_backward_write(float* dx, const float* dy, const float* x, int64_t n, BackwardRule rule) {
+  relu_backward<false>(dx, dy, x, n, rule);
 }
 
 void add_into(float* dx, const float* dy, int64_t n) {

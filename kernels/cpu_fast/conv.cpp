@@ -191,7 +191,7 @@ void fill_ring(float* ym, const ConvGeometry& g, float value) {
 // workspace, then each thread copies whole output planes' rows into place (and, on the first
 // chunk, writes the bias ring).
 void padded_pointwise_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g,
-                              float* ws) {
+                              float* ws, bool relu) {
   const Sizes s = sizes_of(g);
   const int threads = thread_count();
   float* apack = ws;
@@ -218,6 +218,7 @@ void padded_pointwise_forward(float* y, const float* x, const float* w, const fl
         ga.c = interior;
         ga.ldc = cn;
         ga.bias = bg;
+        ga.relu = relu;
 #pragma omp parallel num_threads(threads)
         {
           const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -230,7 +231,8 @@ void padded_pointwise_forward(float* y, const float* x, const float* w, const fl
           const auto [m0, m1] = split(s.mg, nt, tid);
           for (int m = m0; m < m1; ++m) {
             float* ym = yg + int64_t(m) * s.pixels;
-            if (c0 == 0) fill_ring(ym, g, bg ? bg[m] : 0.0f);
+            const float ring = bg ? bg[m] : 0.0f;
+            if (c0 == 0) fill_ring(ym, g, relu && !(ring > 0.0f) ? 0.0f : ring);
             const float* src = interior + int64_t(m) * cn;
             for (int j = 0; j < cn;) {  // input pixel c0 + j = (iy, ix) -> output (iy + pad_t, ix + pad_l)
               const int iy = int((c0 + j) / g.W), ix = int((c0 + j) % g.W);
@@ -247,9 +249,9 @@ void padded_pointwise_forward(float* y, const float* x, const float* w, const fl
 }  // namespace
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g, float* ws,
-                    const float* winograd_u) {
-  if (winograd_applies(g)) return winograd_forward(y, x, w, winograd_u, b, g, ws);
-  if (is_padded_pointwise(g)) return padded_pointwise_forward(y, x, w, b, g, ws);
+                    const float* winograd_u, bool fused_relu) {
+  if (winograd_applies(g)) return winograd_forward(y, x, w, winograd_u, b, g, ws, fused_relu);
+  if (is_padded_pointwise(g)) return padded_pointwise_forward(y, x, w, b, g, ws, fused_relu);
   const Sizes s = sizes_of(g);
   const int threads = thread_count();
   float* apack = ws;
@@ -275,6 +277,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
         ga.c = y + (int64_t(n) * g.M + int64_t(grp) * s.mg) * s.pixels + c0;
         ga.ldc = s.pixels;
         ga.bias = b ? b + int64_t(grp) * s.mg : nullptr;
+        ga.relu = fused_relu;
 #pragma omp parallel num_threads(threads)
         {
           const int tid = omp_get_thread_num(), nt = omp_get_num_threads();

@@ -73,6 +73,7 @@ void CpuFastBackend::plan_saved(const Node& node, std::span<const Shape* const> 
   int64_t need = 0;
   if (node.kind == OpKind::Conv) {
     need = conv_workspace_floats(conv_geometry(std::get<ConvParams>(node.params), *input_shapes[0], *input_shapes[1]));
+    if (saved.relu_fused) need += shape_numel(output_shape);  // the masked gradient, after the conv's own part
   } else if (node.kind == OpKind::Gemm) {
     const auto& p = std::get<GemmParams>(node.params);
     if (fc_supported(p, *input_shapes[0], *input_shapes[1], optional_shape(input_shapes, 2))) {
@@ -116,7 +117,8 @@ void CpuFastBackend::forward(const Node& node, std::span<const Tensor* const> in
       const ConvGeometry g = conv_geometry(std::get<ConvParams>(node.params), x.shape(), in[1]->shape());
       float* ws = workspace(conv_workspace_floats(g), node);
       const Tensor* b = in.size() > 2 ? in[2] : nullptr;
-      conv2d_forward(y, x.data(), in[1]->data(), b ? b->data() : nullptr, g, ws, prepared_weights(saved, in[1]));
+      conv2d_forward(y, x.data(), in[1]->data(), b ? b->data() : nullptr, g, ws, prepared_weights(saved, in[1]),
+                     saved.relu_fused);
       return;
     }
     case OpKind::Relu: relu_forward(y, x.data(), x.numel()); return;
@@ -163,9 +165,14 @@ void CpuFastBackend::backward_input(const Node& node, BackwardRule rule, std::sp
     case OpKind::Conv: {
       require(grad_in.size() < 2 || !grad_in[1], "Conv (node '" + node.name + "'): weights must be constants");
       const ConvGeometry g = conv_geometry(std::get<ConvParams>(node.params), x.shape(), in[1]->shape());
-      if (dx)
-        conv2d_backward_input(dx, dy, in[1]->data(), g, workspace(conv_workspace_floats(g), node),
-                              prepared_weights(saved, in[1]));
+      if (!dx) return;
+      const int64_t conv_ws = conv_workspace_floats(g);
+      float* ws = workspace(conv_ws + (saved.relu_fused ? out.numel() : 0), node);
+      if (saved.relu_fused) {  // dy is d/d(Relu output): rectify it by the rule first (out > 0 <=> in > 0)
+        relu_backward_write(ws + conv_ws, dy, out.data(), out.numel(), rule);
+        dy = ws + conv_ws;
+      }
+      conv2d_backward_input(dx, dy, in[1]->data(), g, ws, prepared_weights(saved, in[1]));
       return;
     }
     case OpKind::Relu:

@@ -17,6 +17,8 @@ class CpuFastBackend final : public Backend {
   CpuFastBackend();
   std::string name() const override { return "cpu"; }
   bool supports(OpKind kind) const override { return reference_.supports(kind); }
+  // Conv absorbs a following Relu: rectified in the GEMM / Winograd store, masked gradient in backward.
+  bool fuses_relu(const Node& node) const override { return node.kind == OpKind::Conv; }
   void plan_saved(const Node& node, std::span<const Shape* const> input_shapes, const Shape& output_shape,
                   NodeSaved& saved) override;
   // Conv weights of 3x3 layers on the Winograd path: transformed once here, not in every pass.

@@ -62,7 +62,8 @@ void pack_a(float* ap, const GemmArgs& g, int i0, int mc, int k0, int kc) {
 // unmasked loads (a runtime stride and masks there cost the 3x3 layers ~30%).
 template <int NV, bool InPlace>
 void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, int64_t ldb_in_place,
-                  float* __restrict c, int64_t ldc, int mv, int nc, bool load_c, const float* bias) {
+                  float* __restrict c, int64_t ldc, int mv, int nc, bool load_c, const float* bias,
+                  bool relu) {
   const int64_t ldb = InPlace ? ldb_in_place : kNr;
   __mmask16 mask[NV];
   for (int v = 0; v < NV; ++v) {
@@ -92,6 +93,7 @@ void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, 
         val = _mm512_add_ps(val, _mm512_maskz_loadu_ps(mask[v], cr + 16 * v));
       else if (bias)
         val = _mm512_add_ps(val, _mm512_set1_ps(bias[r]));
+      if (relu) val = _mm512_max_ps(val, _mm512_setzero_ps());
       _mm512_mask_storeu_ps(cr + 16 * v, mask[v], val);
     }
   }
@@ -101,7 +103,7 @@ void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, 
 
 template <int NV, bool InPlace>
 void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, int64_t ldb, float* __restrict c,
-                  int64_t ldc, int mv, int nc, bool load_c, const float* bias) {
+                  int64_t ldc, int mv, int nc, bool load_c, const float* bias, bool relu) {
   constexpr int W = 16 * NV;
   const int cols = std::min(nc, W);  // never past B's last column (it may be read in place)
   float acc[kMr][W] = {};
@@ -120,7 +122,7 @@ void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, 
         val += cr[j];
       else if (bias)
         val += bias[r];
-      cr[j] = val;
+      cr[j] = relu && !(val > 0.0f) ? 0.0f : val;
     }
   }
 }
@@ -128,22 +130,22 @@ void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, 
 #endif
 
 void run_micro_kernel(int kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int mv, int nc,
-                      bool load_c, const float* bias) {
+                      bool load_c, const float* bias, bool relu) {
   // A B read in place with a row stride of exactly kNr has whole 48-column panels only (its N is
   // that stride), so the unmasked packed kernel reads nothing past it either.
   if (ldb == kNr) {
     if (nc > 32)
-      micro_kernel<3, false>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+      micro_kernel<3, false>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias, relu);
     else if (nc > 16)
-      micro_kernel<2, false>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+      micro_kernel<2, false>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias, relu);
     else
-      micro_kernel<1, false>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+      micro_kernel<1, false>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias, relu);
   } else if (nc > 32) {
-    micro_kernel<3, true>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+    micro_kernel<3, true>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias, relu);
   } else if (nc > 16) {
-    micro_kernel<2, true>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+    micro_kernel<2, true>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias, relu);
   } else {
-    micro_kernel<1, true>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias);
+    micro_kernel<1, true>(kc, a, b, ldb, c, ldc, mv, nc, load_c, bias, relu);
   }
 }
 
@@ -169,7 +171,10 @@ void gemm_range(const GemmArgs& g, int m0, int m1, int p0, int p1, float* apack)
   if (g.K == 0) {  // C = bias (or unchanged when accumulating)
     if (g.accumulate) return;
     for (int i = m0; i < m1; ++i)
-      for (int j = p0 * kNr; j < std::min(g.N, p1 * kNr); ++j) g.c[i * g.ldc + j] = g.bias ? g.bias[i] : 0.0f;
+      for (int j = p0 * kNr; j < std::min(g.N, p1 * kNr); ++j) {
+        const float v = g.bias ? g.bias[i] : 0.0f;
+        g.c[i * g.ldc + j] = g.relu && !(v > 0.0f) ? 0.0f : v;
+      }
     return;
   }
   // Depth blocks of equal size (at most kKc), so that no block is a short remainder.
@@ -177,6 +182,7 @@ void gemm_range(const GemmArgs& g, int m0, int m1, int p0, int p1, float* apack)
   for (int pc = 0; pc < g.K; pc += kc_even) {
     const int kc = std::min(kc_even, g.K - pc);
     const bool load_c = g.accumulate || pc > 0;
+    const bool relu = g.relu && pc + kc >= g.K;  // on the last depth block's store only
     for (int ic = m0; ic < m1; ic += kMc) {
       const int mc = std::min(kMc, m1 - ic);
       pack_a(apack, g, ic, mc, pc, kc);
@@ -186,7 +192,7 @@ void gemm_range(const GemmArgs& g, int m0, int m1, int p0, int p1, float* apack)
         for (int ir = 0; ir < mc; ir += kMr) {
           const int row = ic + ir;
           run_micro_kernel(kc, apack + int64_t(ir) * kc, bp, g.b_ld, g.c + row * g.ldc + int64_t(p) * kNr, g.ldc,
-                           std::min(kMr, mc - ir), nc, load_c, load_c || !g.bias ? nullptr : g.bias + row);
+                           std::min(kMr, mc - ir), nc, load_c, load_c || !g.bias ? nullptr : g.bias + row, relu);
         }
       }
     }

@@ -37,6 +37,8 @@ struct GemmArgs {
   int64_t ldc = 0;
   const float* bias = nullptr;
   bool accumulate = false;
+  // C = max(0, A * B + bias): a Relu fused into the store (forward only; not with accumulate).
+  bool relu = false;
   // Optional: the reduction runs over a subset of A's columns, A(i, k) = a[i*a_rs + k_index[k]*a_cs]
   // (the output channels whose gradient is not all zero, in conv backward).
   const int32_t* k_index = nullptr;

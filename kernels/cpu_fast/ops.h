@@ -22,11 +22,11 @@ int64_t conv_chunk_floats();
 void set_conv_chunk_floats(int64_t floats);
 // Floats of workspace conv2d_forward / conv2d_backward_input need for this geometry.
 int64_t conv_workspace_floats(const ConvGeometry& g);
-// y (N,M,OH,OW) = conv(x (N,C,H,W), w (M,C/group,KH,KW)) + b (M, may be nullptr).
-// winograd_u: w's Winograd transform made at plan time (winograd.h), or nullptr; read only where
-// winograd_applies(g).
+// y (N,M,OH,OW) = conv(x (N,C,H,W), w (M,C/group,KH,KW)) + b (M, may be nullptr), rectified in the
+// store (max(0, .)) when fused_relu. winograd_u: w's Winograd transform made at plan time
+// (winograd.h), or nullptr; read only where winograd_applies(g).
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g, float* ws,
-                    const float* winograd_u = nullptr);
+                    const float* winograd_u = nullptr, bool fused_relu = false);
 // dx (N,C,H,W) += transposed convolution of dy (N,M,OH,OW) with w.
 void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws,
                            const float* winograd_u = nullptr);
@@ -65,6 +65,9 @@ void concat_backward_input(std::span<Tensor* const> dxs, std::span<const Tensor*
 // ---- rectifier (activation.cpp) -----------------------------------------------------------------
 void relu_forward(float* y, const float* x, int64_t n);
 void relu_backward_input(float* dx, const float* dy, const float* x, int64_t n, BackwardRule rule);
+// dx = the same gradient, written rather than added (a fused Relu's masked gradient, into a workspace).
+// x may be the Relu's output instead of its input: x > 0 and max(0, x) > 0 are the same test.
+void relu_backward_write(float* dx, const float* dy, const float* x, int64_t n, BackwardRule rule);
 // dx += dy, threaded (copy ops' backward and fan-in sums).
 void add_into(float* dx, const float* dy, int64_t n);
 

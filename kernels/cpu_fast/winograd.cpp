@@ -152,7 +152,7 @@ void transform_input(float* __restrict vbuf, int64_t xi_stride, const float* __r
 // mbuf + xi * xi_stride + o * tn + j. A tile row at a time: four output rows of TW values each in
 // scratch (4 * TW floats), then interleaved into the two image rows.
 void transform_output(float* __restrict yo, const float* __restrict mbuf, int64_t xi_stride, int o, const Plane& p,
-                      int64_t t0, int tn, float bias, bool accumulate, float* __restrict scratch) {
+                      int64_t t0, int tn, float bias, bool accumulate, bool relu, float* __restrict scratch) {
   const float* m = mbuf + int64_t(o) * tn;
   const int64_t t_end = t0 + tn;
   float* out[4] = {scratch, scratch + p.TW, scratch + 2 * p.TW, scratch + 3 * p.TW};  // (row, col) 00 01 10 11
@@ -174,6 +174,8 @@ void transform_output(float* __restrict yo, const float* __restrict mbuf, int64_
       out[1][u] = s0[1] - s0[2] - s0[3] + bias;
       out[2][u] = s1[0] + s1[1] + s1[2] + bias;
       out[3][u] = s1[1] - s1[2] - s1[3] + bias;
+      if (relu)  // (a fused Relu: NaN -> 0 like the reference's x > 0 ? x : 0)
+        for (int q = 0; q < 4; ++q) out[q][u] = out[q][u] > 0.0f ? out[q][u] : 0.0f;
     }
     const int oy = int(2 * ty);
     for (int r = 0; r < 2 && oy + r < p.OH; ++r) {
@@ -207,7 +209,7 @@ int64_t scratch_floats(const Plane& p) { return std::max<int64_t>(4 * (2 * int64
 // at u + xi * mo * ci, or, when transposed, the flipped kernel's U_xi = U_{p(xi)}^T with U stored
 // (ci x mo).
 void winograd_image(float* y, const float* x, const float* u, bool transposed, const float* bias, int ci, int mo,
-                    const Plane& p, bool accumulate, float* ws) {
+                    const Plane& p, bool accumulate, bool relu, float* ws) {
   const int threads = thread_count();
   float* apack = ws;
   float* scratch = apack + int64_t(threads) * kApackFloats;
@@ -261,7 +263,7 @@ void winograd_image(float* y, const float* x, const float* u, bool transposed, c
       const auto [o0, o1] = split(mo, nt, tid);
       for (int o = o0; o < o1; ++o)
         transform_output(y + int64_t(o) * p.OH * p.OW, mbuf, m_xi_stride, o, p, t0, tn, bias ? bias[o] : 0.0f,
-                         accumulate, my_scratch);
+                         accumulate, relu, my_scratch);
     }
   }
 }
@@ -306,7 +308,7 @@ int64_t winograd_weight_floats(const ConvGeometry& g) { return 16 * int64_t(g.M)
 void winograd_transform_weights(float* u, const float* w, const ConvGeometry& g) { transform_weights(u, w, g.M, g.C); }
 
 void winograd_forward(float* y, const float* x, const float* w, const float* u, const float* b, const ConvGeometry& g,
-                      float* ws) {
+                      float* ws, bool relu) {
   float* rest = ws + winograd_weight_floats(g);
   if (!u) {
     transform_weights(ws, w, g.M, g.C);
@@ -315,7 +317,7 @@ void winograd_forward(float* y, const float* x, const float* w, const float* u, 
   const Plane p = forward_plane(g);
   for (int n = 0; n < g.N; ++n)
     winograd_image(y + int64_t(n) * g.M * g.OH * g.OW, x + int64_t(n) * g.C * g.H * g.W, u, false, b, g.C, g.M, p,
-                   false, rest);
+                   false, relu, rest);
 }
 
 void winograd_backward_input(float* dx, const float* dy, const float* w, const float* u, const ConvGeometry& g,
@@ -328,7 +330,7 @@ void winograd_backward_input(float* dx, const float* dy, const float* w, const f
   const Plane p = backward_plane(g);
   for (int n = 0; n < g.N; ++n)
     winograd_image(dx + int64_t(n) * g.C * g.H * g.W, dy + int64_t(n) * g.M * g.OH * g.OW, u, true, nullptr, g.M, g.C,
-                   p, true, rest);
+                   p, true, false, rest);
 }
 
 }  // namespace deepinside::cpu_fast

@@ -18,10 +18,10 @@ int64_t winograd_workspace_floats(const ConvGeometry& g);
 int64_t winograd_weight_floats(const ConvGeometry& g);
 void winograd_transform_weights(float* u, const float* w, const ConvGeometry& g);
 
-// y (N,M,OH,OW) = conv(x, w) + b (b may be nullptr). u: w's transform from
-// winograd_transform_weights, or nullptr to transform w into the workspace in this call.
+// y (N,M,OH,OW) = conv(x, w) + b (b may be nullptr), or max(0, that) when relu. u: w's transform
+// from winograd_transform_weights, or nullptr to transform w into the workspace in this call.
 void winograd_forward(float* y, const float* x, const float* w, const float* u, const float* b,
-                      const ConvGeometry& g, float* ws);
+                      const ConvGeometry& g, float* ws, bool relu = false);
 // dx (N,C,H,W) += transposed convolution of dy with w; u as above.
 void winograd_backward_input(float* dx, const float* dy, const float* w, const float* u, const ConvGeometry& g,
                              float* ws);

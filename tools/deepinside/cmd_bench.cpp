@@ -50,7 +50,7 @@ struct BenchFlags {
   std::string batches = "1";
   std::string device = "cpu", backend;
   std::string json_path;
-  bool layers = false, quick = false, no_peer = false;
+  bool layers = false, quick = false, no_peer = false, no_fusion = false;
   int repeat = 5, warmup = 1;
   std::string python = "/usr/bin/python3";
   std::string peer_script = std::string(DEEPINSIDE_TOOLS_DIR) + "/bench_pytorch.py";
@@ -269,8 +269,15 @@ void print_layers(const Net& net, const Session& s, const std::vector<double>& f
              {"output", shape_to_string(s.shape(nodes[n].outputs[0]))}, {"forward_ms", fwd[n] * 1e3},
              {"backward_ms", bwd[n] * 1e3}, {"share", total > 0 ? (fwd[n] + bwd[n]) / total : 0.0}};
     std::cout << "    " << std::left << std::setw(14) << nodes[n].name.substr(0, 13) << std::setw(10)
-              << op_name(nodes[n].kind) << std::setw(18) << shape_to_string(s.shape(nodes[n].outputs[0]))
-              << std::right << std::setw(10) << fmt(fwd[n] * 1e3, 2) << std::setw(10) << fmt(bwd[n] * 1e3, 2)
+              << op_name(nodes[n].kind) << std::setw(18) << shape_to_string(s.shape(nodes[n].outputs[0]));
+    if (s.node_skipped(int(n))) {  // fused: its time is in its producer's row, or it copies nothing
+      row["fused"] = true;
+      std::cout << std::right << std::setw(20)
+                << (nodes[n].kind == OpKind::Relu ? "in producer" : "zero-copy") << "\n";
+      out.push_back(row);
+      continue;
+    }
+    std::cout << std::right << std::setw(10) << fmt(fwd[n] * 1e3, 2) << std::setw(10) << fmt(bwd[n] * 1e3, 2)
               << std::setw(7) << fmt(100 * (fwd[n] + bwd[n]) / total) << "%";
     if (flop > 0) {
       const double gf = fwd[n] > 0 ? flop / fwd[n] / 1e9 : 0, gb = bwd[n] > 0 ? flop / bwd[n] / 1e9 : 0;
@@ -376,7 +383,7 @@ void run_bench(const BenchFlags& f0) {
     for (int batch : batches) {
       const bool hwm_reset = reset_hwm();
       const Shape shape{batch, chw[0], chw[1], chw[2]};
-      Session session(g, *backend, shape);
+      Session session(g, *backend, shape, SessionOptions{!f.no_fusion, {net.model.scores_value}});
       session.set_graph_replay(on_gpu);
       const Tensor x = random_input(shape, 11 + batch);
       const std::vector<int> classes(batch, -1);
@@ -404,7 +411,11 @@ void run_bench(const BenchFlags& f0) {
              {"ms_per_image_min", st.min / batch * 1e3}, {"ms_per_image_max", st.max / batch * 1e3},
              {"images_per_s", 1.0 / per_image}, {"gflops", gflops}, {"fraction_of_gemm_peak", gflops / peak.gemm_gflops},
              {"gbps", gbps}, {"fraction_of_copy_peak", gbps / peak.copy_gbps}, {"peak_rss_kb", hwm},
-             {"peak_is_per_batch", hwm_reset}};
+             {"peak_is_per_batch", hwm_reset}, {"fused_relus", session.fused_relus()},
+             {"zero_copy_concats", session.zero_copy_concats()}};
+      if (session.fused_relus() + session.zero_copy_concats() > 0)
+        std::cout << "             fusion: " << session.fused_relus() << " Relus computed by their producers, "
+                  << session.zero_copy_concats() << " Concats zero-copy\n";
       if (f.layers) {
         session.set_node_timing(true);
         std::vector<double> fwd(g.nodes().size(), 0.0), bwd(g.nodes().size(), 0.0);
@@ -500,6 +511,8 @@ void register_bench(CLI::App& app, std::function<void()>& run) {
   cmd->add_option("--warmup", flags->warmup, "untimed runs first")->capture_default_str();
   cmd->add_flag("--quick", flags->quick, "smoke mode: one run, no warm-up, short probes");
   cmd->add_flag("--no-peer", flags->no_peer, "do not run the PyTorch peer");
+  cmd->add_flag("--no-fusion", flags->no_fusion,
+                "plan the session without fused Relus and zero-copy Concats (docs/fusion.md)");
   cmd->add_option("--python", flags->python, "Python with torch for the peer")->capture_default_str();
   cmd->add_option("--peer-script", flags->peer_script, "the peer script")->capture_default_str();
   cmd->add_option("--rule", flags->rule, "gradient|deconvnet|guided")->capture_default_str();

@@ -36,7 +36,8 @@ void run_predict(const PredictFlags& f) {
     for (size_t i = 0; i < count; ++i) items.push_back(images[start + i].input.clone());
     const Tensor batch = stack_batch(items);
     if (!session || session->input_shape() != batch.shape())
-      session = std::make_unique<Session>(model.graph, *backend, batch.shape());
+      session = std::make_unique<Session>(model.graph, *backend, batch.shape(),
+                                          SessionOptions{true, {model.scores_value}});  // scores only
     session->forward(batch);
     for (size_t i = 0; i < count; ++i) {
       const std::string& path = f.images[start + i];

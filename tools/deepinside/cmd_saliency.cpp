@@ -96,7 +96,7 @@ MethodOutput run_method(const SaliencyFlags& f, const Model& model, Backend& bac
   MethodOutput out;
   if (f.method == "tencrop") {
     Image full = ten_crop_full_image(path, model);
-    viz::BatchedGradients runner(model, backend, viz::balanced_batch(10, f.batch_size));
+    viz::BatchedGradients runner(model, backend, viz::balanced_batch(10, f.batch_size), /*fuse=*/true);
     const viz::MakeCrop make = [&](const viz::CropSpec& spec, float* chw) {
       Image crop = crop_image(full, spec.x0, spec.y0, W, H);
       if (spec.flip)
@@ -115,7 +115,7 @@ MethodOutput run_method(const SaliencyFlags& f, const Model& model, Backend& bac
     out.map = r.map.clone();
     out.display = std::move(full);
   } else if (f.method == "smoothgrad") {
-    viz::BatchedGradients runner(model, backend, viz::balanced_batch(f.samples, f.batch_size));
+    viz::BatchedGradients runner(model, backend, viz::balanced_batch(f.samples, f.batch_size), /*fuse=*/true);
     viz::SmoothGradOptions o;
     o.samples = f.samples;
     o.noise = f.noise;
@@ -126,13 +126,13 @@ MethodOutput run_method(const SaliencyFlags& f, const Model& model, Backend& bac
          << f.samples << " samples, noise " << f.noise << ", batch " << runner.batch() << "), rule " << rule_name(rule);
     out.map = r.map.clone();
   } else if (f.method == "gradxinput") {
-    viz::BatchedGradients runner(model, backend, 1);
+    viz::BatchedGradients runner(model, backend, 1, /*fuse=*/true);
     const viz::Attribution r = viz::gradient_x_input(runner, image.input, f.cls, rule);
     line << "class " << r.cls << " (" << model.label(r.cls) << "), score " << r.score
          << ", method gradxinput, rule " << rule_name(rule);
     out.map = r.map.clone();
   } else {  // ig
-    viz::BatchedGradients runner(model, backend, viz::balanced_batch(f.steps, f.batch_size));
+    viz::BatchedGradients runner(model, backend, viz::balanced_batch(f.steps, f.batch_size), /*fuse=*/true);
     Tensor baseline(Shape{C, H, W});
     if (f.baseline == "black")
       baseline = pixels_to_tensor(Image{W, H, C, std::vector<uint8_t>(size_t(W) * H * C, 0)}, model.preprocessing());
@@ -191,7 +191,8 @@ void run_saliency(const SaliencyFlags& f) {
   std::vector<Tensor> items;
   for (const PreparedImage& p : images) items.push_back(p.input.clone());
   const Tensor batch = stack_batch(items);
-  Session session(model.graph, *backend, batch.shape());
+  // Only the scores and the input gradient are read: the session may fuse (docs/fusion.md).
+  Session session(model.graph, *backend, batch.shape(), SessionOptions{true, {model.scores_value}});
   const viz::SaliencyResult r =
       viz::compute_saliency(session, model, batch, std::vector<int>(images.size(), f.cls), rule);
 
