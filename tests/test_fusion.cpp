@@ -13,6 +13,7 @@
 #include "engine/graph.h"
 #include "engine/op_params.h"
 #include "engine/session.h"
+#include "kernels/cpu_fast/winograd.h"
 #include "test_support.h"
 
 using namespace deepinside;
@@ -78,10 +79,10 @@ struct FireNet {
   FireNet() {
     conv1_out = net.conv("conv1", net.input(), 3, 16, 3, 2, 0);  // 16 x 27 x 27
     relu1_out = net.relu("relu1", conv1_out);
-    const int squeeze = net.relu("squeeze_relu", net.conv("squeeze", relu1_out, 16, 16, 1, 1, 0));
-    expand1_out = net.conv("expand1", squeeze, 16, 16, 1, 1, 0);
+    const int squeeze = net.relu("squeeze_relu", net.conv("squeeze", relu1_out, 16, 32, 1, 1, 0));
+    expand1_out = net.conv("expand1", squeeze, 32, 16, 1, 1, 0);
     expand1_relu_out = net.relu("expand1_relu", expand1_out);
-    expand3_relu_out = net.relu("expand3_relu", net.conv("expand3", squeeze, 16, 16, 3, 1, 1));
+    expand3_relu_out = net.relu("expand3_relu", net.conv("expand3", squeeze, 32, 16, 3, 1, 1));
     concat_out = net.concat("concat", {expand1_relu_out, expand3_relu_out});  // 32 x 27 x 27
     const int classes = net.relu("class_relu", net.conv("class_conv", concat_out, 32, 10, 1, 1, 1));  // 10 x 29 x 29
     scores = net.flatten("flatten", net.global_avgpool("gap", classes));
@@ -133,6 +134,13 @@ TEST_CASE("fused Relus and a zero-copy Concat give the unfused scores and gradie
   CHECK(plain.zero_copy_concats() == 0);
   CHECK(fused.fused_relus() == (backend_name == "cpu" ? 5 : 0));
   CHECK(fused.zero_copy_concats() == (batch == 1 ? 1 : 0));
+
+  // The 3x3 expand takes the fast path's Winograd route (its fused store is the one under test).
+  const Node& expand3 = f.net.graph.nodes()[f.net.graph.producer(f.net.graph.nodes()[f.net.graph.producer(
+      f.expand3_relu_out)].inputs[0])];
+  const ConvGeometry g3 = conv_geometry(std::get<ConvParams>(expand3.params), Shape{batch, 32, 27, 27},
+                                        Shape{16, 32, 3, 3});
+  CHECK(cpu_fast::winograd_applies(g3) == cpu_fast::winograd_enabled());
 
   const Tensor x = random_input(shape, 11);
   plain.forward(x);

@@ -350,13 +350,15 @@ TEST_CASE("parity: Conv, fast path vs reference, over a sweep of geometries", "[
       {"deep: K > one depth block, pixels in two chunks", {1, 512, 24, 24}, 16, 3, 3, window({1, 1}, {1, 1, 1, 1}), 1},
       {"wide: many panels split by columns", {1, 8, 40, 41}, 24, 3, 3, window({1, 1}, {1, 1, 1, 1}), 1},
       {"dense output gradient", {2, 5, 9, 9}, 12, 3, 3, window({1, 1}, {1, 1, 1, 1}), 1, ConvCase::dense},
-      // 3x3 stride 1, >= 16 channels, >= 150 output tiles: the Winograd F(2x2,3x3) path, odd and even
-      // sizes, every pad.
+      // 3x3 stride 1, >= 32 input channels, >= 150 output tiles: the Winograd F(2x2,3x3) path, odd
+      // and even sizes, every pad; with 16 input channels (SqueezeNet's first expands), im2col.
+      {"3x3 on a large plane, 16 input channels: im2col", {1, 16, 28, 28}, 24, 3, 3, window({1, 1}, {1, 1, 1, 1}),
+       1},
       {"winograd: 3x3 pad 1, odd sizes, batch 2", {2, 32, 27, 25}, 20, 3, 3, window({1, 1}, {1, 1, 1, 1}), 1,
        ConvCase::dense},
-      {"winograd: 3x3 no padding", {1, 20, 30, 29}, 24, 3, 3, window({1, 1}, {0, 0, 0, 0}), 1},
-      {"winograd: 3x3 asymmetric pads", {1, 16, 26, 25}, 17, 3, 3, window({1, 1}, {0, 1, 2, 1}), 1},
-      {"winograd: 3x3 pad 2", {1, 18, 24, 24}, 16, 3, 3, window({1, 1}, {2, 2, 2, 2}), 1},
+      {"winograd: 3x3 no padding", {1, 36, 30, 29}, 24, 3, 3, window({1, 1}, {0, 0, 0, 0}), 1},
+      {"winograd: 3x3 asymmetric pads", {1, 32, 26, 25}, 17, 3, 3, window({1, 1}, {0, 1, 2, 1}), 1},
+      {"winograd: 3x3 pad 2", {1, 34, 24, 24}, 16, 3, 3, window({1, 1}, {2, 2, 2, 2}), 1},
       {"winograd: many tiles in several chunks", {1, 64, 60, 58}, 64, 3, 3, window({1, 1}, {1, 1, 1, 1}), 1,
        ConvCase::dense},
       {"class-score 1x1 pad 1, one-hot gradient", {2, 64, 6, 6}, 100, 1, 1, window({1, 1}, {1, 1, 1, 1}), 1,

@@ -174,8 +174,6 @@ void transform_output(float* __restrict yo, const float* __restrict mbuf, int64_
       out[1][u] = s0[1] - s0[2] - s0[3] + bias;
       out[2][u] = s1[0] + s1[1] + s1[2] + bias;
       out[3][u] = s1[1] - s1[2] - s1[3] + bias;
-      if (relu)  // (a fused Relu: NaN -> 0 like the reference's x > 0 ? x : 0)
-        for (int q = 0; q < 4; ++q) out[q][u] = out[q][u] > 0.0f ? out[q][u] : 0.0f;
     }
     const int oy = int(2 * ty);
     for (int r = 0; r < 2 && oy + r < p.OH; ++r) {
@@ -190,6 +188,13 @@ void transform_output(float* __restrict yo, const float* __restrict mbuf, int64_
           row[2 * u + 1] += b[u];
         }
         if (full < n) row[2 * full] += a[full];
+      } else if (relu) {  // a fused Relu (NaN -> 0, like the reference's x > 0 ? x : 0)
+#pragma omp simd
+        for (int u = 0; u < full; ++u) {
+          row[2 * u] = a[u] > 0.0f ? a[u] : 0.0f;
+          row[2 * u + 1] = b[u] > 0.0f ? b[u] : 0.0f;
+        }
+        if (full < n) row[2 * full] = a[full] > 0.0f ? a[full] : 0.0f;
       } else {
 #pragma omp simd
         for (int u = 0; u < full; ++u) {
@@ -292,10 +297,13 @@ bool winograd_enabled() {
 
 bool winograd_applies(const ConvGeometry& g) {
   // Small planes (deep layers at 14x14 and below: under ~150 tiles) spend more on transforming the
-  // weights, once per call, than the 16 products save; there the im2col path is faster.
+  // weights, once per call, than the 16 products save; there the im2col path is faster. So do
+  // layers with few input channels: with C = 16 each of the 16 products is 16 deep and the
+  // transforms dominate (SqueezeNet's fire0/fire1 3x3 expands, 16 -> 64 on 56x56: forward 0.5-0.7 ms
+  // by im2col against 0.9-1.2 ms by Winograd, backward the same either way; docs/benchmarks.md).
   const int64_t tiles = int64_t((g.OH + 1) / 2) * ((g.OW + 1) / 2);
   return winograd_enabled() && g.KH == 3 && g.KW == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 &&
-         g.dil_w == 1 && g.group == 1 && g.C >= 16 && g.M >= 16 && g.pad_t <= 2 && g.pad_l <= 2 && tiles >= 150;
+         g.dil_w == 1 && g.group == 1 && g.C >= 32 && g.M >= 16 && g.pad_t <= 2 && g.pad_l <= 2 && tiles >= 150;
 }
 
 int64_t winograd_workspace_floats(const ConvGeometry& g) {
