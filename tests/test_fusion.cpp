@@ -237,3 +237,30 @@ TEST_CASE("fusion is a no-op for a Concat fed by the graph input or a value read
     REQUIRE(y[x.numel() + i] == x[i]);
   }
 }
+
+TEST_CASE("a one-hot gradient through a fused unpadded 1x1 class convolution (its active channels only)",
+          "[fusion]") {
+  // conv -> relu -> 1x1 class conv -> relu -> global average pool: behind the one-hot seed only one
+  // class channel has a gradient, so the fused class conv packs its rectified rows of dy by index.
+  TinyNet net(Shape{-1, 3, 12, 12});
+  const int features = net.relu("relu", net.conv("conv", net.input(), 3, 24, 3, 1, 1));
+  const int classes = net.relu("class_relu", net.conv("class_conv", features, 24, 12, 1, 1, 0));
+  const int scores = net.flatten("flatten", net.global_avgpool("gap", classes));
+  net.finish(scores);
+  const auto backend = make_backend("cpu");
+  const int batch = GENERATE(1, 3);
+  const Shape shape{batch, 3, 12, 12};
+  Session plain(net.graph, *backend, shape);
+  Session fused(net.graph, *backend, shape, SessionOptions{true, {scores}});
+  CHECK(fused.fused_relus() == 2);
+  const Tensor x = random_input(shape, 9);
+  plain.forward(x);
+  fused.forward(x);
+  require_same(fused.value(scores), plain.value(scores));
+  for (const char* rule_text : kRules) {
+    INFO("rule " << rule_text << ", batch " << batch);
+    const Tensor seed = one_hot_seed(plain, scores);
+    require_same(fused.backward_input(scores, seed, parse_rule(rule_text)),
+                 plain.backward_input(scores, seed, parse_rule(rule_text)));
+  }
+}

@@ -1,6 +1,7 @@
 // Fast rectifier and gradient sums: the reference's element-wise loops, vectorised and threaded.
 // The three backward rules are exactly those of kernels/cpu/activation.h (DESIGN.md Sec. 3).
 #include "kernels/cpu_fast/ops.h"
+#include "kernels/cpu_fast/rectifier.h"
 
 namespace deepinside::cpu_fast {
 
@@ -18,26 +19,16 @@ namespace {
 // dx (+)= the rule's rectified dy, one vectorised loop per rule.
 template <bool Accumulate>
 void relu_backward(float* dx, const float* dy, const float* x, int64_t n, BackwardRule rule) {
-  auto store = [dx](int64_t i, float v) {
-    if constexpr (Accumulate)
-      dx[i] += v;
-    else
-      dx[i] = v;
-  };
-  switch (rule) {
-    case BackwardRule::gradient:
+  with_rule(rule, [&](auto r) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-      for (int64_t i = 0; i < n; ++i) store(i, x[i] > 0.0f ? dy[i] : 0.0f);
-      break;
-    case BackwardRule::deconvnet:
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-      for (int64_t i = 0; i < n; ++i) store(i, dy[i] > 0.0f ? dy[i] : 0.0f);
-      break;
-    case BackwardRule::guided:
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-      for (int64_t i = 0; i < n; ++i) store(i, (x[i] > 0.0f && dy[i] > 0.0f) ? dy[i] : 0.0f);
-      break;
-  }
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = rectified_gradient<decltype(r)::value>(dy[i], x[i]);
+      if constexpr (Accumulate)
+        dx[i] += v;
+      else
+        dx[i] = v;
+    }
+  });
 }
 
 }  // namespace

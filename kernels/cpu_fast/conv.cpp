@@ -19,6 +19,7 @@
 
 #include "kernels/cpu_fast/gemm.h"
 #include "kernels/cpu_fast/ops.h"
+#include "kernels/cpu_fast/rectifier.h"
 #include "kernels/cpu_fast/winograd.h"
 
 namespace deepinside::cpu_fast {
@@ -319,6 +320,28 @@ int active_channels(int32_t* active, const float* dy, int mg, int64_t pixels) {
   return n_active;
 }
 
+// Packs panels [q0, q1) of dy's chunk (rows of row stride rs: all K of them, or rows[k] when rows is
+// not null; columns [0, N)) like pack_b / pack_b_rows, each element rectified by the rule against y
+// at the same place (a fused Relu's gradient, computed where it is packed instead of in a pass).
+void pack_rectified(float* packed, int64_t panel_stride, const float* dy, const float* y, int64_t rs,
+                    const int32_t* rows, int K, int N, int q0, int q1, BackwardRule rule) {
+  with_rule(rule, [&](auto r) {
+    for (int q = q0; q < q1; ++q) {
+      const int n0 = q * kNr, nc = std::min(kNr, N - n0);
+      for (int k = 0; k < K; ++k) {
+        float* __restrict d = packed + q * panel_stride + int64_t(k) * kNr;
+        const int64_t row = (rows ? rows[k] : k) * rs + n0;
+        const float* __restrict g = dy + row;
+        const float* __restrict x = y + row;
+        int j = 0;
+#pragma omp simd
+        for (j = 0; j < nc; ++j) d[j] = rectified_gradient<decltype(r)::value>(g[j], x[j]);
+        for (j = nc; j < kNr; ++j) d[j] = 0.0f;
+      }
+    }
+  });
+}
+
 // Packs panels [q0, q1) of the interior of dy's rows (output channels `rows[k]`, k < K) for input
 // pixels [c0, c0 + cn): input pixel (iy, ix) reads output pixel (iy + pad_t, ix + pad_l).
 void pack_interior(float* packed, int64_t panel_stride, const float* dyg, const int32_t* rows, int K,
@@ -390,7 +413,13 @@ void padded_pointwise_backward_input(float* dx, const float* dy, const float* w,
 }  // namespace
 
 void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws,
-                           const float* winograd_u) {
+                           const float* winograd_u, const FusedRelu* relu) {
+  const bool packs_dy = !winograd_applies(g) && !is_padded_pointwise(g);
+  if (relu && !packs_dy) {  // these paths read dy as it is: rectify it into scratch first
+    relu_backward_write(relu->scratch, dy, relu->y, int64_t(g.N) * g.M * g.OH * g.OW, relu->rule);
+    dy = relu->scratch;
+    relu = nullptr;
+  }
   if (winograd_applies(g)) return winograd_backward_input(dx, dy, w, winograd_u, g, ws);
   if (is_padded_pointwise(g)) return padded_pointwise_backward_input(dx, dy, w, g, ws);
   const Sizes s = sizes_of(g);
@@ -406,8 +435,9 @@ void conv2d_backward_input(float* dx, const float* dy, const float* w, const Con
   for (int n = 0; n < g.N; ++n)
     for (int grp = 0; grp < g.group; ++grp) {
       const float* dyg = dy + (int64_t(n) * g.M + int64_t(grp) * s.mg) * s.pixels;
+      const float* yg = relu ? relu->y + (dyg - dy) : nullptr;  // the fused Relu's output, same layout
       float* dxg = dx + (int64_t(n) * g.C + int64_t(grp) * s.cg) * s.in_plane;
-      // Output channels whose gradient plane is all zero add nothing: behind a one-hot seed (the
+      // Output channels whose gradient plane is all zero add nothing (nor do they after the rule): behind a one-hot seed (the
       // class-score layer of a fully-convolutional net such as SqueezeNet's conv10) that is all
       // but one of them, so the reduction runs over the others only.
       const int n_active = active_channels(active, dyg, s.mg, s.pixels);
@@ -426,7 +456,7 @@ void conv2d_backward_input(float* dx, const float* dy, const float* w, const Con
         ga.k_index = sparse ? active : nullptr;
         ga.b_packed = packed;
         ga.panel_stride = panel_stride;
-        const bool read_in_place = pointwise && !sparse && reads_b_in_place(s.kg);
+        const bool read_in_place = pointwise && !sparse && !relu && reads_b_in_place(s.kg);
         if (read_in_place) {
           ga.b_packed = dyg + c0;
           ga.panel_stride = kNr;
@@ -445,7 +475,10 @@ void conv2d_backward_input(float* dx, const float* dy, const float* w, const Con
           const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
           const auto [q0, q1] = split(panels, nt, tid);
           if (!read_in_place) {  // (the same on every thread: all reach the barrier or none)
-            if (sparse)
+            if (relu)
+              pack_rectified(packed, panel_stride, dyg + c0, yg + c0, s.pixels, sparse ? active : nullptr, n_active,
+                             cn, q0, q1, relu->rule);
+            else if (sparse)
               pack_b_rows(packed, panel_stride, dyg + c0, s.pixels, 1, active, n_active, cn, q0, q1);
             else
               pack_b(packed, panel_stride, dyg + c0, s.pixels, 1, s.mg, cn, q0, q1);

@@ -168,11 +168,10 @@ void CpuFastBackend::backward_input(const Node& node, BackwardRule rule, std::sp
       if (!dx) return;
       const int64_t conv_ws = conv_workspace_floats(g);
       float* ws = workspace(conv_ws + (saved.relu_fused ? out.numel() : 0), node);
-      if (saved.relu_fused) {  // dy is d/d(Relu output): rectify it by the rule first (out > 0 <=> in > 0)
-        relu_backward_write(ws + conv_ws, dy, out.data(), out.numel(), rule);
-        dy = ws + conv_ws;
-      }
-      conv2d_backward_input(dx, dy, in[1]->data(), g, ws, prepared_weights(saved, in[1]));
+      // A fused Relu: dy is d(loss)/d(Relu output), rectified by the rule against out (out > 0 <=> in > 0).
+      const FusedRelu relu{out.data(), rule, ws + conv_ws};
+      conv2d_backward_input(dx, dy, in[1]->data(), g, ws, prepared_weights(saved, in[1]),
+                            saved.relu_fused ? &relu : nullptr);
       return;
     }
     case OpKind::Relu:

@@ -27,9 +27,18 @@ int64_t conv_workspace_floats(const ConvGeometry& g);
 // (winograd.h), or nullptr; read only where winograd_applies(g).
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g, float* ws,
                     const float* winograd_u = nullptr, bool fused_relu = false);
-// dx (N,C,H,W) += transposed convolution of dy (N,M,OH,OW) with w.
+// A Relu fused into the convolution (NodeSaved::relu_fused): dy is d(loss)/d(Relu output) and is
+// rectified by the rule against the Relu's output y (N,M,OH,OW) before the transposed convolution.
+// The im2col and 1x1 paths do it while packing dy; the others first write it into scratch
+// (N*M*OH*OW floats, beside the convolution's own workspace).
+struct FusedRelu {
+  const float* y;
+  BackwardRule rule;
+  float* scratch;
+};
+// dx (N,C,H,W) += transposed convolution of dy (N,M,OH,OW) with w (of the rectified dy with relu).
 void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws,
-                           const float* winograd_u = nullptr);
+                           const float* winograd_u = nullptr, const FusedRelu* relu = nullptr);
 
 // ---- fully connected (fc.cpp): Gemm nodes Y = alpha * A op(B) + beta * c ----------------------
 // Handles what conv nets use: A (M,K) not transposed, B (K,N) or transposed (N,K) constant, c absent
