@@ -506,7 +506,9 @@ AscentResult gradient_ascent(const Model& model, Backend& backend, Objective& ob
     }
     prev_base = std::move(base);
 
-    auto session = std::make_unique<Session>(part, backend, Shape{N, C, h, w});
+    // Only the objective's value and the input gradient are read: the session may fuse (docs/fusion.md).
+    auto session = std::make_unique<Session>(part, backend, Shape{N, C, h, w},
+                                             SessionOptions{true, {objective.value()}});
     objective.start_octave(*session, levels, h, w);
     const int value = objective.value();
     Tensor seed(session->shape(value));
