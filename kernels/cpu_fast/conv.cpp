@@ -343,32 +343,38 @@ void pack_rectified(float* packed, int64_t panel_stride, const float* dy, const 
 }
 
 // Packs panels [q0, q1) of the interior of dy's rows (output channels `rows[k]`, k < K) for input
-// pixels [c0, c0 + cn): input pixel (iy, ix) reads output pixel (iy + pad_t, ix + pad_l).
-void pack_interior(float* packed, int64_t panel_stride, const float* dyg, const int32_t* rows, int K,
-                   const ConvGeometry& g, int64_t c0, int cn, int q0, int q1) {
+// pixels [c0, c0 + cn): input pixel (iy, ix) reads output pixel (iy + pad_t, ix + pad_l). With a
+// fused Relu (yg, its output, not null) each element is rectified by the rule as it is packed.
+void pack_interior(float* packed, int64_t panel_stride, const float* dyg, const float* yg, BackwardRule rule,
+                   const int32_t* rows, int K, const ConvGeometry& g, int64_t c0, int cn, int q0, int q1) {
   const int64_t pixels = int64_t(g.OH) * g.OW;
-  for (int q = q0; q < q1; ++q) {
-    const int j0 = q * kNr, nc = std::min(kNr, cn - j0);
-    for (int k = 0; k < K; ++k) {
-      float* d = packed + q * panel_stride + int64_t(k) * kNr;
-      const float* plane = dyg + int64_t(rows[k]) * pixels;
-      for (int j = 0; j < nc;) {
-        const int64_t p = c0 + j0 + j;
-        const int iy = int(p / g.W), ix = int(p % g.W), run = std::min(nc - j, g.W - ix);
-        const float* src = plane + int64_t(iy + g.pad_t) * g.OW + g.pad_l + ix;
-        for (int t = 0; t < run; ++t) d[j + t] = src[t];
-        j += run;
+  with_rule(rule, [&](auto r) {
+    for (int q = q0; q < q1; ++q) {
+      const int j0 = q * kNr, nc = std::min(kNr, cn - j0);
+      for (int k = 0; k < K; ++k) {
+        float* d = packed + q * panel_stride + int64_t(k) * kNr;
+        const int64_t plane = int64_t(rows[k]) * pixels;
+        for (int j = 0; j < nc;) {
+          const int64_t p = c0 + j0 + j;
+          const int iy = int(p / g.W), ix = int(p % g.W), run = std::min(nc - j, g.W - ix);
+          const int64_t at = plane + int64_t(iy + g.pad_t) * g.OW + g.pad_l + ix;
+          if (yg)
+            for (int t = 0; t < run; ++t) d[j + t] = rectified_gradient<decltype(r)::value>(dyg[at + t], yg[at + t]);
+          else
+            for (int t = 0; t < run; ++t) d[j + t] = dyg[at + t];
+          j += run;
+        }
+        for (int j = nc; j < kNr; ++j) d[j] = 0.0f;
       }
-      for (int j = nc; j < kNr; ++j) d[j] = 0.0f;
     }
-  }
+  });
 }
 
 // is_padded_pointwise: the ring of dy reaches no input pixel, so dx_g (Cg, H*W) += W_g^T dY_interior
 // over the active output channels, accumulated straight into dx (no dcol, no col2im). For conv10
 // behind a one-hot seed that is a (512 x 196) outer product.
 void padded_pointwise_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g,
-                                     float* ws) {
+                                     float* ws, const FusedRelu* relu) {
   const Sizes s = sizes_of(g);
   const int threads = thread_count();
   float* apack = ws;
@@ -379,8 +385,9 @@ void padded_pointwise_backward_input(float* dx, const float* dy, const float* w,
   for (int n = 0; n < g.N; ++n)
     for (int grp = 0; grp < g.group; ++grp) {
       const float* dyg = dy + (int64_t(n) * g.M + int64_t(grp) * s.mg) * s.pixels;
+      const float* yg = relu ? relu->y + (dyg - dy) : nullptr;
       float* dxg = dx + (int64_t(n) * g.C + int64_t(grp) * s.cg) * s.in_plane;
-      const int n_active = active_channels(active, dyg, s.mg, s.pixels);
+      const int n_active = active_channels(active, dyg, s.mg, s.pixels);  // (a zero plane stays zero rectified)
       if (n_active == 0) continue;
       for (int64_t c0 = 0; c0 < s.in_plane; c0 += chunk) {
         const int cn = int(std::min<int64_t>(chunk, s.in_plane - c0));
@@ -401,7 +408,8 @@ void padded_pointwise_backward_input(float* dx, const float* dy, const float* w,
         {
           const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
           const auto [q0, q1] = split(int(panels_for(cn)), nt, tid);
-          pack_interior(packed, panel_stride, dyg, active, n_active, g, c0, cn, q0, q1);
+          pack_interior(packed, panel_stride, dyg, yg, relu ? relu->rule : BackwardRule::gradient, active, n_active,
+                        g, c0, cn, q0, q1);
 #pragma omp barrier
           const GemmPart part = gemm_partition(ga, tid, nt);
           gemm_range(ga, part.m0, part.m1, part.p0, part.p1, apack + int64_t(tid) * kApackFloats);
@@ -414,14 +422,13 @@ void padded_pointwise_backward_input(float* dx, const float* dy, const float* w,
 
 void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws,
                            const float* winograd_u, const FusedRelu* relu) {
-  const bool packs_dy = !winograd_applies(g) && !is_padded_pointwise(g);
-  if (relu && !packs_dy) {  // these paths read dy as it is: rectify it into scratch first
+  if (relu && winograd_applies(g)) {  // Winograd reads dy as it is: rectify it into scratch first
     relu_backward_write(relu->scratch, dy, relu->y, int64_t(g.N) * g.M * g.OH * g.OW, relu->rule);
     dy = relu->scratch;
     relu = nullptr;
   }
   if (winograd_applies(g)) return winograd_backward_input(dx, dy, w, winograd_u, g, ws);
-  if (is_padded_pointwise(g)) return padded_pointwise_backward_input(dx, dy, w, g, ws);
+  if (is_padded_pointwise(g)) return padded_pointwise_backward_input(dx, dy, w, g, ws, relu);
   const Sizes s = sizes_of(g);
   const int threads = thread_count();
   float* apack = ws;

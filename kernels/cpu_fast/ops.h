@@ -29,8 +29,8 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
                     const float* winograd_u = nullptr, bool fused_relu = false);
 // A Relu fused into the convolution (NodeSaved::relu_fused): dy is d(loss)/d(Relu output) and is
 // rectified by the rule against the Relu's output y (N,M,OH,OW) before the transposed convolution.
-// The im2col and 1x1 paths do it while packing dy; the others first write it into scratch
-// (N*M*OH*OW floats, beside the convolution's own workspace).
+// The im2col and 1x1 paths (padded or not) do it while packing dy; Winograd first writes it into
+// scratch (N*M*OH*OW floats, beside the convolution's own workspace).
 struct FusedRelu {
   const float* y;
   BackwardRule rule;
