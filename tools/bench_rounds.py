@@ -34,6 +34,8 @@ def merge_layers(rounds_layers, gemm_peak):
         if any(r["node"] != first["node"] for r in rows):
             sys.exit("bench_rounds: rounds list different nodes")
         row = {k: first[k] for k in ("node", "op", "output")}
+        if first.get("fused"):  # computed by its producer or a zero-copy Concat: no time of its own
+            row["fused"] = True
         for key, gkey in (("forward_ms", "forward_gflops"), ("backward_ms", "backward_gflops")):
             row[key] = statistics.median(r[key] for r in rows)
             if first.get(gkey) and first[key] > 0 and row[key] > 0:

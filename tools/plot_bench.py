@@ -49,13 +49,22 @@ def print_tables(reports):
                 print("| node | op | output | forward ms | backward ms | share | forward GFLOP/s | backward GFLOP/s "
                       "| % of peak |")
                 print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+                fused = {}  # op -> count of nodes fusion removed (0 ms, not listed)
                 for l in b["layers"]:
+                    if l.get("fused"):
+                        fused[l["op"]] = fused.get(l["op"], 0) + 1
+                        continue
                     gf = "%.0f" % l["forward_gflops"] if "forward_gflops" in l else ""
                     gb = "%.0f" % l["backward_gflops"] if l.get("backward_gflops") else ""
                     pk = "%.0f%%" % (100 * l["fraction_of_peak"]) if "fraction_of_peak" in l else ""
                     print("| %s | %s | %s | %.2f | %.2f | %.1f%% | %s | %s | %s |" % (
                         l["node"], l["op"], l["output"], l["forward_ms"], l["backward_ms"], 100 * l["share"], gf, gb,
                         pk))
+                if fused:
+                    what = {"Relu": "%d Relus computed by their producing convolutions",
+                            "Concat": "%d Concats whose inputs are written in place"}
+                    print("\nNot listed (fusion, no pass of their own): %s." % ", ".join(
+                        what.get(op, "%d " + op + " nodes") % n for op, n in sorted(fused.items(), reverse=True)))
 
 
 def main():
@@ -74,7 +83,11 @@ def main():
     if not args.out:
         return 0
 
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("plot_bench.py: --out needs matplotlib (Debian: apt-get install python3-matplotlib)", file=sys.stderr)
+        return 1
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
