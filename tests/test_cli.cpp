@@ -246,6 +246,12 @@ TEST_CASE("bad input: wrong sizes and bad flags", "[cli][bad-input]") {
                                 (dir / "missing_folder/o.png"),
                             dir),
                         "cannot write");
+  // Usage errors found by the option parser read the same: one line, exit status 1.
+  require_clean_failure(run("saliency --image " + kSamples + "test0000_ankle_boot.png --out " + (dir / "o.png"), dir),
+                        "--model is required");
+  require_clean_failure(run("predict --model " + kModel + " --no-such-flag " + kSamples + "test0000_ankle_boot.png", dir),
+                        "--no-such-flag");
+  require_clean_failure(run("", dir), "subcommand");
   require_no_files_but(dir, {});
 }
 

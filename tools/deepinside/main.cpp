@@ -32,7 +32,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
+    // A usage error reads like every other error: one line, exit status 1 (not CLI11's two lines
+    // and its own codes 104-109).
+    std::cerr << "deepinside: error: " << e.what() << " (see --help)\n";
+    return 1;
   }
   try {
     // A subcommand that fails after writing some of its outputs leaves none of them behind.
