@@ -146,6 +146,39 @@ Sizes sizes_of(const ConvGeometry& g) {
   return {cg, g.M / g.group, cg * g.KH * g.KW, int64_t(g.OH) * g.OW, int64_t(g.H) * g.W};
 }
 
+// The forward product of group grp over cn output columns: C (Mg x cn) = W_g (Mg x Kg) * B (Kg x cn),
+// B packed at `packed`; the caller sets C, the bias and the fused Relu.
+GemmArgs forward_product(const float* w, const Sizes& s, int grp, int cn, const float* packed, int64_t panel_stride) {
+  GemmArgs ga;
+  ga.M = s.mg;
+  ga.N = cn;
+  ga.K = s.kg;
+  ga.a = w + int64_t(grp) * s.mg * s.kg;
+  ga.a_rs = s.kg;
+  ga.a_cs = 1;
+  ga.b_packed = packed;
+  ga.panel_stride = panel_stride;
+  return ga;
+}
+
+// The backward-data product of group grp: C (Kg x cn) = W_g^T (Kg x Mg) * dY (Mg x cn), reduced over
+// the n_active output channels listed in `active` (all of them when n_active == Mg), dY packed at
+// `packed` in that order; the caller sets C.
+GemmArgs backward_product(const float* w, const Sizes& s, int grp, int cn, int n_active, const int32_t* active,
+                          const float* packed, int64_t panel_stride) {
+  GemmArgs ga;
+  ga.M = s.kg;
+  ga.N = cn;
+  ga.K = n_active;
+  ga.a = w + int64_t(grp) * s.mg * s.kg;
+  ga.a_rs = 1;
+  ga.a_cs = s.kg;
+  ga.k_index = n_active < s.mg ? active : nullptr;
+  ga.b_packed = packed;
+  ga.panel_stride = panel_stride;
+  return ga;
+}
+
 }  // namespace
 
 int thread_count() { return omp_get_max_threads(); }
@@ -207,15 +240,7 @@ void padded_pointwise_forward(float* y, const float* x, const float* w, const fl
       const float* bg = b ? b + int64_t(grp) * s.mg : nullptr;
       for (int64_t c0 = 0; c0 < s.in_plane; c0 += chunk) {
         const int cn = int(std::min<int64_t>(chunk, s.in_plane - c0));
-        GemmArgs ga;
-        ga.M = s.mg;
-        ga.N = cn;
-        ga.K = s.kg;
-        ga.a = w + int64_t(grp) * s.mg * s.kg;
-        ga.a_rs = s.kg;
-        ga.a_cs = 1;
-        ga.b_packed = packed;
-        ga.panel_stride = panel_stride;
+        GemmArgs ga = forward_product(w, s, grp, cn, packed, panel_stride);
         ga.c = interior;
         ga.ldc = cn;
         ga.bias = bg;
@@ -266,15 +291,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
       for (int64_t c0 = 0; c0 < s.pixels; c0 += chunk) {
         const int cn = int(std::min<int64_t>(chunk, s.pixels - c0));
         const int panels = int(panels_for(cn));
-        GemmArgs ga;
-        ga.M = s.mg;
-        ga.N = cn;
-        ga.K = s.kg;
-        ga.a = w + int64_t(grp) * s.mg * s.kg;
-        ga.a_rs = s.kg;
-        ga.a_cs = 1;
-        ga.b_packed = packed;
-        ga.panel_stride = panel_stride;
+        GemmArgs ga = forward_product(w, s, grp, cn, packed, panel_stride);
         ga.c = y + (int64_t(n) * g.M + int64_t(grp) * s.mg) * s.pixels + c0;
         ga.ldc = s.pixels;
         ga.bias = b ? b + int64_t(grp) * s.mg : nullptr;
@@ -391,16 +408,8 @@ void padded_pointwise_backward_input(float* dx, const float* dy, const float* w,
       if (n_active == 0) continue;
       for (int64_t c0 = 0; c0 < s.in_plane; c0 += chunk) {
         const int cn = int(std::min<int64_t>(chunk, s.in_plane - c0));
-        GemmArgs ga;  // (Cg x cn) += W_g^T (Cg x Mg) * dY_interior (Mg x cn), over the active channels
-        ga.M = s.kg;
-        ga.N = cn;
-        ga.K = n_active;
-        ga.a = w + int64_t(grp) * s.mg * s.kg;
-        ga.a_rs = 1;
-        ga.a_cs = s.kg;
-        ga.k_index = n_active < s.mg ? active : nullptr;
-        ga.b_packed = packed;
-        ga.panel_stride = panel_stride;
+        // (Cg x cn) += W_g^T (Cg x Mg) * dY_interior (Mg x cn), over the active channels
+        GemmArgs ga = backward_product(w, s, grp, cn, n_active, active, packed, panel_stride);
         ga.c = dxg + c0;
         ga.ldc = s.in_plane;
         ga.accumulate = true;
@@ -453,16 +462,8 @@ void conv2d_backward_input(float* dx, const float* dy, const float* w, const Con
       for (int64_t c0 = 0; c0 < s.pixels; c0 += chunk) {
         const int cn = int(std::min<int64_t>(chunk, s.pixels - c0));
         const int panels = int(panels_for(cn));
-        GemmArgs ga;  // (Kg x cn) = W_g^T (Kg x Mg) * dY_g chunk (Mg x cn), over the active channels
-        ga.M = s.kg;
-        ga.N = cn;
-        ga.K = n_active;
-        ga.a = w + int64_t(grp) * s.mg * s.kg;
-        ga.a_rs = 1;
-        ga.a_cs = s.kg;
-        ga.k_index = sparse ? active : nullptr;
-        ga.b_packed = packed;
-        ga.panel_stride = panel_stride;
+        // (Kg x cn) = W_g^T (Kg x Mg) * dY_g chunk (Mg x cn), over the active channels
+        GemmArgs ga = backward_product(w, s, grp, cn, n_active, active, packed, panel_stride);
         const bool read_in_place = pointwise && !sparse && !relu && reads_b_in_place(s.kg);
         if (read_in_place) {
           ga.b_packed = dyg + c0;
