@@ -153,6 +153,31 @@ TEST_CASE("GMM: fewer distinct points than components, a single point, bad input
   CHECK_THROWS_AS(fit_gmm({}, 3, GmmOptions{}), Error);
   CHECK_THROWS_AS(fit_gmm({0.1, 0.2}, 3, GmmOptions{}), Error);
   CHECK_THROWS_AS(fit_gmm({0.1, NAN, 0.3}, 3, GmmOptions{}), Error);
+  GmmOptions no_em;
+  no_em.max_iterations = 0;
+  CHECK_THROWS_AS(fit_gmm({0.5}, 1, no_em), Error);
+  GmmOptions negative_tolerance;
+  negative_tolerance.tolerance = -1.0;
+  CHECK_THROWS_AS(fit_gmm({0.5}, 1, negative_tolerance), Error);
+}
+
+TEST_CASE("GMM: more EM iterations never lower the likelihood, and the limit is honoured", "[localize][gmm]") {
+  // Overlapping components, so EM needs many iterations to converge: one iteration stops short.
+  const std::vector<double> pts = sample_mixture({0.6, 0.4}, {{0.0}, {0.6}}, {{0.3}, {0.25}}, 5000, 11);
+  auto mean_log_likelihood = [&](const GaussianMixture& g) {
+    double sum = 0;
+    for (double x : pts) sum += g.log_density(&x);
+    return sum / double(pts.size());
+  };
+  GmmOptions o;
+  o.components = 2;
+  o.tolerance = 0.0;  // run to the limit
+  o.max_iterations = 1;
+  const GaussianMixture one = fit_gmm(pts, 1, o);
+  o.max_iterations = 200;
+  const GaussianMixture many = fit_gmm(pts, 1, o);
+  CHECK(mean_log_likelihood(many) > mean_log_likelihood(one) + 1e-6);
+  CHECK(many.means != one.means);
 }
 
 // ---- GraphCut ---------------------------------------------------------------------------------------
@@ -258,6 +283,12 @@ TEST_CASE("GraphCut: grey images, a constant saliency map, the options are check
   CHECK_THROWS_AS(check_graphcut_options(bad), Error);
   bad = GraphCutOptions{};
   bad.gamma = -1;
+  CHECK_THROWS_AS(check_graphcut_options(bad), Error);
+  bad = GraphCutOptions{};
+  bad.em_iterations = 0;
+  CHECK_THROWS_AS(check_graphcut_options(bad), Error);
+  bad = GraphCutOptions{};
+  bad.em_tolerance = NAN;
   CHECK_THROWS_AS(check_graphcut_options(bad), Error);
   std::vector<float> nan_map = saliency;
   nan_map[7] = NAN;
@@ -450,6 +481,8 @@ TEST_CASE("localize: bad input gives one message, exit 1 and no output", "[local
                         "neighbourhood");
   require_clean_failure(run("localize --model " + model + " --image " + image + " --components 0" + out, dir),
                         "components");
+  require_clean_failure(run("localize --model " + model + " --image " + image + " --em-iterations 0" + out, dir),
+                        "EM iterations");
   require_clean_failure(run("localize --model " + model + " --image " + image + " --top 0" + out, dir), "--top");
   require_clean_failure(run("localize --model " + model + " --image " + (dir / "nope.png") + out, dir),
                         "cannot open image");

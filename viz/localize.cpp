@@ -217,6 +217,8 @@ GaussianMixture fit_gmm(const std::vector<double>& points, int dim, const GmmOpt
   require(!points.empty() && points.size() % size_t(dim) == 0,
           "a Gaussian mixture needs at least one point and (n, dim) values");
   require(o.regularization > 0.0 && std::isfinite(o.regularization), "the covariance regularisation must be > 0");
+  require(o.max_iterations >= 1, "a Gaussian mixture needs at least one EM iteration");
+  require(o.tolerance >= 0.0 && std::isfinite(o.tolerance), "the EM tolerance must be a number >= 0");
   for (double v : points) require(std::isfinite(v), "a Gaussian mixture cannot be fitted to NaN or infinite values");
   std::vector<int> assign;
   const std::vector<double> centres = kmeans(points, dim, o.components, o.seed, assign);
@@ -318,6 +320,8 @@ void check_graphcut_options(const GraphCutOptions& o) {
   require(o.gamma >= 0.0 && std::isfinite(o.gamma), "the pairwise weight gamma must be a number >= 0");
   require(o.neighbours == 4 || o.neighbours == 8, "the neighbourhood must be 4 or 8");
   require(o.iterations >= 1 && o.iterations <= 100, "the GraphCut iterations must be between 1 and 100");
+  require(o.em_iterations >= 1 && o.em_iterations <= 10000, "the EM iterations must be between 1 and 10000");
+  require(o.em_tolerance >= 0.0 && std::isfinite(o.em_tolerance), "the EM tolerance must be a number >= 0");
 }
 
 namespace {
@@ -429,6 +433,8 @@ Localization localize_graphcut(const Image& image, const float* saliency, const 
   GmmOptions gmm;
   gmm.components = o.components;
   gmm.seed = o.seed;
+  gmm.max_iterations = o.em_iterations;
+  gmm.tolerance = o.em_tolerance;
   for (int round = 0; round < o.iterations; ++round) {
     std::vector<double> fg_pts, bg_pts;
     for (int64_t i = 0; i < N; ++i) {

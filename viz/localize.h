@@ -76,6 +76,8 @@ struct GraphCutOptions {
   int neighbours = 8;         // 4 or 8 (also the connectivity of the largest component)
   int iterations = 1;         // colour-model re-estimations from the cut (GrabCut); 1 = the paper's one cut
   uint64_t seed = 0;          // the GMMs' k-means++ initialisation
+  int em_iterations = 30;     // EM iterations per colour model at most (GmmOptions::max_iterations)
+  double em_tolerance = 1e-5; // EM stops when the mean log-likelihood gains less (GmmOptions::tolerance)
 };
 
 // Throws Error naming the option when one is out of range.

@@ -47,6 +47,9 @@ void add_graphcut_flags(CLI::App* cmd, viz::GraphCutOptions& o) {
   cmd->add_option("--iterations", o.iterations, "colour models re-estimated from the cut this many times (GrabCut); 1 = the paper")
       ->capture_default_str();
   cmd->add_option("--gmm-seed", o.seed, "seed of the mixtures' k-means++ start")->capture_default_str();
+  cmd->add_option("--em-iterations", o.em_iterations, "EM iterations per colour model at most")->capture_default_str();
+  cmd->add_option("--em-tolerance", o.em_tolerance, "EM stops when the mean log-likelihood gains less than this")
+      ->capture_default_str();
 }
 
 // A picture at `upscale` times the input size: the top-1 mask tinted in its colour, every box outlined.
