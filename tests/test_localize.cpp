@@ -426,6 +426,13 @@ TEST_CASE("class_maps: one pass per rank for a batch equals saliency, CAM and Gr
       const CamResult gc = grad_cam(single, model, one, classes[n][j], default_gradcam_layer(model));
       REQUIRE_CLOSE(maps.gradcam_at(n, j), gc.map.data(), int64_t(H) * W, 1e-4, 1e-6);
     }
+  // `localize` plans a fused session (docs/fusion.md) that keeps only the scores: its saliency maps
+  // are the unfused session's.
+  Session fused(model.graph, *backend, batch.shape(), SessionOptions{true, {model.scores_value}});
+  REQUIRE(fused.fused_relus() > 0);
+  fused.forward(batch);
+  const ClassMaps fused_maps = class_maps(fused, model, classes, {});
+  REQUIRE_CLOSE(fused_maps.saliency.data(), maps.saliency.data(), maps.saliency.numel(), 1e-5, 1e-7);
   CHECK_THROWS_AS(class_maps(session, model, {{0}, {1, 2}, {3}}, o), Error);
   CHECK_THROWS_AS(class_maps(session, model, {{0}, {10}, {3}}, o), Error);
 }

@@ -132,7 +132,8 @@ void run_localize(const LocalizeFlags& f) {
   std::vector<Tensor> items;
   for (const PreparedImage& p : images) items.push_back(p.input.clone());
   const Tensor batch = stack_batch(items);
-  Session session(model.graph, *backend, batch.shape());
+  // Only the scores and the input gradient are read, so the session may fuse (docs/fusion.md).
+  Session session(model.graph, *backend, batch.shape(), SessionOptions{true, {model.scores_value}});
   session.forward(batch);
   const int N = int(images.size()), H = model.height, W = model.width;
   std::vector<std::vector<viz::ClassScore>> tops(N);
@@ -175,7 +176,10 @@ void run_localize(const LocalizeFlags& f) {
                           {"components", f.graphcut.components},
                           {"gamma", f.graphcut.gamma},
                           {"neighbours", f.graphcut.neighbours},
-                          {"iterations", f.graphcut.iterations}}},
+                          {"iterations", f.graphcut.iterations},
+                          {"gmm_seed", f.graphcut.seed},
+                          {"em_iterations", f.graphcut.em_iterations},
+                          {"em_tolerance", f.graphcut.em_tolerance}}},
                         {"classes", nlohmann::json::array()}};
     std::vector<viz::Box> boxes;
     report << f.images[n] << "\n";
