@@ -431,12 +431,13 @@ void padded_pointwise_backward_input(float* dx, const float* dy, const float* w,
 
 void conv2d_backward_input(float* dx, const float* dy, const float* w, const ConvGeometry& g, float* ws,
                            const float* winograd_u, const FusedRelu* relu) {
-  if (relu && winograd_applies(g)) {  // Winograd reads dy as it is: rectify it into scratch first
-    relu_backward_write(relu->scratch, dy, relu->y, int64_t(g.N) * g.M * g.OH * g.OW, relu->rule);
-    dy = relu->scratch;
-    relu = nullptr;
+  if (winograd_applies(g)) {
+    if (relu) {  // Winograd reads dy as it is: rectify it into scratch first
+      relu_backward_write(relu->scratch, dy, relu->y, int64_t(g.N) * g.M * g.OH * g.OW, relu->rule);
+      dy = relu->scratch;
+    }
+    return winograd_backward_input(dx, dy, w, winograd_u, g, ws);
   }
-  if (winograd_applies(g)) return winograd_backward_input(dx, dy, w, winograd_u, g, ws);
   if (is_padded_pointwise(g)) return padded_pointwise_backward_input(dx, dy, w, g, ws, relu);
   const Sizes s = sizes_of(g);
   const int threads = thread_count();

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
     // A usage error reads like every other error: one line, exit status 1 (not CLI11's two lines
-    // and its own codes 104-109).
+    // and its own exit codes).
     std::cerr << "deepinside: error: " << e.what() << " (see --help)\n";
     return 1;
   }
